@@ -1,0 +1,1 @@
+"""Audience: lists, subscribers, subscriptions, consent, suppression and signed tokens."""

@@ -1,0 +1,155 @@
+"""Operating verbs: init, db upgrade, preview, scheduler, worker, serve."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import webbrowser
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import click
+
+from digest.build.preview import preview_html
+from digest.cli.common import emit_json, err_console, json_option, out_console, parse_instant, settings_from
+from digest.db.models import utcnow
+from digest.db.session import Database, upgrade
+from digest.dispatch.worker import Dispatcher
+from digest.pipeline import connect
+from digest.schedule.tick import tick
+from digest.workspace import init_workspace
+
+
+@click.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Overwrite an existing digest.toml.")
+def init(directory: Path, force: bool) -> None:
+    """Scaffold a working folder: digest.toml, a secret key, subscribers/ and template overrides."""
+    written = init_workspace(directory, force=force)
+    for path in written:
+        out_console.print(f"wrote {path}")
+    out_console.print(f"next: cd {directory} && digest run daily")
+
+
+@click.group()
+def db() -> None:
+    """Database maintenance."""
+
+
+@db.command("upgrade")
+@click.pass_context
+def db_upgrade(ctx: click.Context) -> None:
+    """Apply pending migrations (Alembic)."""
+    settings = settings_from(ctx, require_file=False)
+    database = Database(settings.database.url)
+    before, after = upgrade(database)
+    out_console.print(f"database at revision {after}" + ("" if before == after else f" (was {before or 'empty'})"))
+
+
+@click.command()
+@click.argument("list_slug", metavar="LIST")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the HTML here instead of serving it.")
+@click.option("--port", default=8025, show_default=True, help="Port of the preview server.")
+@click.option("--no-browser", is_flag=True, help="Do not open a browser.")
+@click.pass_context
+def preview(ctx: click.Context, list_slug: str, output: Path | None, port: int, no_browser: bool) -> None:
+    """Render the upcoming edition of LIST and serve it in a browser (nothing is stored or sent)."""
+    settings = settings_from(ctx)
+    html = preview_html(connect(settings), settings, list_slug, now=utcnow())
+    if output:
+        output.write_text(html, encoding="utf-8")
+        out_console.print(f"wrote {output} ({len(html.encode()) // 1024} KB)")
+        return
+    body = html.encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    url = f"http://127.0.0.1:{server.server_port}/"
+    err_console.print(f"previewing {list_slug} at {url} (Ctrl-C to stop)")
+    if not no_browser:
+        threading.Timer(0.3, lambda: webbrowser.open(url)).start()
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+
+
+@click.command()
+@click.option("--tick", "once", is_flag=True, help="Run one tick and exit.")
+@click.option("--now", "now_text", metavar="ISO8601", help="With --tick: act as of this instant.")
+@click.option("--interval", default=60, show_default=True, help="Seconds between ticks of the daemon.")
+@json_option
+@click.pass_context
+def scheduler(ctx: click.Context, once: bool, now_text: str | None, interval: int, as_json: bool) -> None:
+    """The clock: build and enqueue due editions (and send them, on SQLite)."""
+    settings = settings_from(ctx)
+    database = connect(settings)
+    if once or now_text:
+        report = tick(database, settings, parse_instant(now_text) or utcnow())
+        if as_json:
+            emit_json(report.as_dict())
+        else:
+            out_console.print(f"tick at {report.now}: built {len(report.built)}, skipped {len(report.skipped)}, "
+                              f"sent {report.sent}")
+            for s in report.skipped:
+                out_console.print(f"  skipped {s['list']} {s['period']}: {s['reason']}")
+        return
+    from apscheduler.schedulers.blocking import BlockingScheduler
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    # In-memory job store on purpose: our own tables hold the state, the scheduler is only a clock.
+    clock = BlockingScheduler(timezone="UTC")
+    clock.add_job(lambda: tick(database, settings, utcnow()), IntervalTrigger(seconds=interval), id="tick",
+                  coalesce=True, max_instances=1, misfire_grace_time=interval * 10, next_run_time=utcnow())
+    signal.signal(signal.SIGTERM, lambda *_: clock.shutdown(wait=True))
+    err_console.print(f"scheduler running, a tick every {interval}s (Ctrl-C to stop)")
+    try:
+        clock.start()
+    except (KeyboardInterrupt, SystemExit):
+        clock.shutdown(wait=True)
+
+
+@click.command()
+@click.option("--poll", default=5.0, show_default=True, help="Seconds to wait when nothing is due.")
+@click.option("--once", is_flag=True, help="Send what is due, then exit.")
+@click.pass_context
+def worker(ctx: click.Context, poll: float, once: bool) -> None:
+    """A send worker: claims due deliveries and sends them until stopped (SIGTERM finishes the current message)."""
+    settings = settings_from(ctx)
+    database = connect(settings)
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    dispatcher = Dispatcher(database, settings)
+    err_console.print(f"worker {dispatcher.worker_id} started")
+    while not stopping.is_set():
+        report = dispatcher.run(should_stop=stopping.is_set)
+        if report.sent or report.failed or report.deferred:
+            err_console.print(f"sent {report.sent}, deferred {report.deferred}, failed {report.failed}")
+        if once:
+            break
+        stopping.wait(poll)
+
+
+@click.command()
+@click.option("--host", default=None, help="Address to listen on (default: web.host).")
+@click.option("--port", default=None, type=int, help="Port (default: web.port).")
+@click.pass_context
+def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Serve the public pages (subscribe, confirm, unsubscribe, preferences) and /healthz."""
+    import uvicorn
+
+    from digest.web.app import create_app
+
+    settings = settings_from(ctx)
+    app = create_app(settings)
+    uvicorn.run(app, host=host or settings.web.host, port=port or settings.web.port, log_level="info")

@@ -1,0 +1,324 @@
+"""Settings: `digest.toml` + `DIGEST_<SECTION>__<KEY>` environment overrides.
+
+Every setting is declared once here, with its type, default and help text;
+docs/configuration.md is checked against these declarations by the tests.
+Lookup order for the file: `--config PATH`, then `$DIGEST_CONFIG`, then
+`./digest.toml`. Relative paths in the file are relative to the file.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from digest.errors import ConfigError
+
+CONFIG_FILENAME = "digest.toml"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class DatabaseSettings(_Section):
+    url: str = Field("sqlite:///digest.db", description="SQLAlchemy URL: sqlite:///file.db or postgresql+psycopg://user@host/db")
+    echo: bool = Field(False, description="Log every SQL statement (debugging only)")
+
+
+class WebSettings(_Section):
+    base_url: str = Field("http://127.0.0.1:8000", description="Public URL every link in an email starts with")
+    secret_key: SecretStr | None = Field(None, description="HMAC key for tokens; prefer DIGEST_WEB__SECRET_KEY or secret_key_file")
+    secret_key_file: Path | None = Field(None, description="File holding the secret key (`digest init` writes one)")
+    host: str = Field("127.0.0.1", description="Address `digest serve` listens on")
+    port: int = Field(8000, ge=1, le=65535, description="Port `digest serve` listens on")
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with https:// (or http:// for local testing)")
+        return value.rstrip("/")
+
+
+class SmtpSettings(_Section):
+    host: str = Field("127.0.0.1", description="SMTP server host")
+    port: int = Field(25, ge=1, le=65535, description="SMTP server port")
+    starttls: bool = Field(False, description="Upgrade the connection with STARTTLS")
+    ssl: bool = Field(False, description="Implicit TLS (usually port 465)")
+    username: str | None = Field(None, description="AUTH user name")
+    password: SecretStr | None = Field(None, description="AUTH password; prefer DIGEST_SMTP__PASSWORD or password_file")
+    password_file: Path | None = Field(None, description="File holding the AUTH password")
+    max_connections: int = Field(4, ge=1, le=64, description="Connections kept open to the server")
+    rate_per_second: float = Field(0, ge=0, description="Global send rate limit; 0 means unlimited")
+    timeout: float = Field(30, gt=0, description="Seconds to wait for the server on each command")
+    helo_name: str | None = Field(None, description="Name sent in EHLO; defaults to the local host name")
+
+
+class DispatchSettings(_Section):
+    lease_seconds: int = Field(60, ge=5, description="A dead worker's claims come back after this many seconds")
+    ambiguous: Literal["resend", "skip"] = Field("resend", description="Rows caught mid-DATA by a crash: resend (same Message-ID) or skip")
+    batch_size: int = Field(100, ge=1, le=10000, description="Deliveries claimed per batch")
+    max_attempts: int = Field(8, ge=1, description="Temporary failures before a delivery is given up")
+    retry_base_seconds: int = Field(300, ge=1, description="First retry delay; doubles on each attempt")
+    retry_max_seconds: int = Field(86400, ge=1, description="Longest delay between retries")
+
+
+class DkimSettings(_Section):
+    domain: str = Field(..., description="Signing domain (d=)")
+    selector: str = Field(..., description="Selector (s=); the public key lives at <selector>._domainkey.<domain>")
+    private_key_file: Path = Field(..., description="RSA private key, PEM")
+    ed25519_key_file: Path | None = Field(None, description="Optional Ed25519 key for a second signature")
+
+
+class GatherSettings(_Section):
+    timeout: float = Field(20, gt=0, description="Seconds allowed per fetch")
+    max_bytes: int = Field(10_000_000, ge=1024, description="Largest response body accepted")
+    user_agent: str = Field("digest/0.1 (+https://github.com/digest)", description="User-Agent header for fetches")
+    concurrency: int = Field(8, ge=1, le=64, description="Sources fetched at the same time")
+    max_age_days: int = Field(7, ge=1, description="Ignore items published longer ago than this")
+
+
+class GroupSettings(_Section):
+    window_days: int = Field(7, ge=1, description="An article may join a story first seen at most this long ago")
+
+
+class TemplateSettings(_Section):
+    dir: Path | None = Field(None, description="Folder whose templates override the bundled ones")
+
+
+class SourceConfig(_Section):
+    name: str = Field(..., min_length=1, description="Display name, unique")
+    url: str = Field(..., min_length=1, description="http(s) URL or local file path")
+    kind: Literal["auto", "rss", "atom", "jsonfeed", "page"] = Field("auto", description="Format; auto detects")
+    topics: list[str] = Field(default_factory=list, description="Topics this source's articles belong to")
+    weight: float = Field(1.0, ge=0, description="Ranking weight")
+    enabled: bool = Field(True, description="Gather this source")
+
+
+class ListConfig(_Section):
+    slug: str = Field(..., pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$", description="Short identifier used in commands and URLs")
+    name: str = Field(..., min_length=1, description="Display name")
+    from_: str = Field(..., alias="from", description='Sender, e.g. "Example News <news@example.org>"')
+    schedule: str = Field("0 7 * * *", description="Cron expression for editions, in the list's time zone")
+    timezone: str = Field("UTC", description="IANA time zone of the schedule")
+    double_opt_in: bool = Field(True, description="New subscribers confirm by email first")
+    max_stories: int = Field(10, ge=1, le=100, description="Most stories in an edition")
+    min_stories: int = Field(1, ge=0, description="Fewer stories than this: the edition is skipped")
+    topics: list[str] = Field(default_factory=list, description="Only stories with these topics (empty: all)")
+    description: str = Field("", description="Shown on the subscribe page")
+    address: str = Field("", description="Postal/sender line shown in every footer")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as Asia/Seoul") from None
+        return value
+
+    @field_validator("schedule")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        from digest.schedule.periods import trigger
+
+        try:
+            trigger(value, "UTC")
+        except ValueError as exc:
+            raise ValueError(f"not a 5-field cron expression ({exc}); e.g. '0 7 * * *'") from None
+        return value
+
+    @field_validator("from_")
+    @classmethod
+    def _valid_from(cls, value: str) -> str:
+        from email.utils import parseaddr
+
+        if "\r" in value or "\n" in value:
+            raise ValueError("must not contain line breaks")
+        _, addr = parseaddr(value)
+        if "@" not in addr:
+            raise ValueError('needs an address, e.g. "News <news@example.org>"')
+        return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="DIGEST_", env_nested_delimiter="__", extra="forbid", populate_by_name=True
+    )
+
+    database: DatabaseSettings = DatabaseSettings()
+    web: WebSettings = WebSettings()
+    smtp: SmtpSettings = SmtpSettings()
+    dispatch: DispatchSettings = DispatchSettings()
+    dkim: DkimSettings | None = None
+    gather: GatherSettings = GatherSettings()
+    group: GroupSettings = GroupSettings()
+    templates: TemplateSettings = TemplateSettings()
+    sources: list[SourceConfig] = Field(default_factory=list)
+    lists: list[ListConfig] = Field(default_factory=list)
+
+    # Where the settings came from; not a TOML key.
+    config_path: Path | None = Field(None, exclude=True)
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):  # type: ignore[no-untyped-def,override]
+        # Environment beats the file; both beat defaults.
+        return (env_settings, init_settings)
+
+    @property
+    def base_dir(self) -> Path:
+        return self.config_path.parent if self.config_path else Path.cwd()
+
+    def secret_key(self) -> bytes:
+        """The HMAC key; a clear ConfigError when none is configured."""
+        if self.web.secret_key is not None and self.web.secret_key.get_secret_value():
+            return self.web.secret_key.get_secret_value().encode()
+        if self.web.secret_key_file is not None:
+            try:
+                key = self.web.secret_key_file.read_text().strip()
+            except OSError as exc:
+                raise ConfigError("web.secret_key_file", f"cannot read {self.web.secret_key_file}: {exc.strerror}",
+                                  "point it at a readable file, or run `digest init` to write one") from None
+            if len(key) < 16:
+                raise ConfigError("web.secret_key_file", "key is shorter than 16 characters",
+                                  "write at least 32 random characters, e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`")
+            return key.encode()
+        raise ConfigError("web.secret_key", "no secret key is set",
+                          "set DIGEST_WEB__SECRET_KEY or web.secret_key_file (`digest init` writes one)")
+
+    def smtp_password(self) -> str | None:
+        if self.smtp.password is not None:
+            return self.smtp.password.get_secret_value()
+        if self.smtp.password_file is not None:
+            try:
+                return self.smtp.password_file.read_text().strip()
+            except OSError as exc:
+                raise ConfigError("smtp.password_file", f"cannot read it: {exc.strerror}", "point it at a readable file") from None
+        return None
+
+    def get_list(self, slug: str) -> ListConfig:
+        for mailing_list in self.lists:
+            if mailing_list.slug == slug:
+                return mailing_list
+        known = ", ".join(item.slug for item in self.lists) or "none configured"
+        raise ConfigError(f"lists.{slug}", "no such list", f"use one of: {known}, or add a [[lists]] entry")
+
+
+def find_config_file(explicit: str | Path | None = None) -> Path | None:
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError("--config", f"{path} does not exist", "pass the path of a digest.toml, or run `digest init DIR`")
+        return path.resolve()
+    env = os.environ.get("DIGEST_CONFIG")
+    if env:
+        path = Path(env)
+        if not path.is_file():
+            raise ConfigError("DIGEST_CONFIG", f"{path} does not exist", "point DIGEST_CONFIG at a digest.toml")
+        return path.resolve()
+    local = Path.cwd() / CONFIG_FILENAME
+    return local.resolve() if local.is_file() else None
+
+
+def load_settings(explicit: str | Path | None = None, *, require_file: bool = False) -> Settings:
+    """Read the config file (if any) and the environment; raise ConfigError on any problem."""
+    path = find_config_file(explicit)
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(str(path), f"not valid TOML: {exc}", "fix the syntax at that line") from None
+    elif require_file:
+        raise ConfigError(CONFIG_FILENAME, "no config file found", "run `digest init DIR`, pass --config, or set DIGEST_CONFIG")
+    try:
+        settings = Settings(**data)
+    except ValidationError as exc:
+        raise _config_error(exc) from None
+    settings.config_path = path
+    _resolve_paths(settings)
+    _check_unique(settings)
+    return settings
+
+
+def _resolve_paths(settings: Settings) -> None:
+    base = settings.base_dir
+
+    def resolve(p: Path | None) -> Path | None:
+        return None if p is None else (p if p.is_absolute() else base / p)
+
+    settings.web.secret_key_file = resolve(settings.web.secret_key_file)
+    settings.smtp.password_file = resolve(settings.smtp.password_file)
+    settings.templates.dir = resolve(settings.templates.dir)
+    if settings.dkim is not None:
+        settings.dkim.private_key_file = resolve(settings.dkim.private_key_file)  # type: ignore[assignment]
+        settings.dkim.ed25519_key_file = resolve(settings.dkim.ed25519_key_file)
+    url = settings.database.url
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and url != "sqlite:///:memory:" and not url.startswith("sqlite:////"):
+        settings.database.url = prefix + str(base / url[len(prefix):])
+    for source in settings.sources:
+        if "://" not in source.url and not Path(source.url).is_absolute():
+            source.url = str(base / source.url)
+
+
+def _check_unique(settings: Settings) -> None:
+    for section, attr in (("lists", "slug"), ("sources", "name")):
+        seen: set[str] = set()
+        for index, item in enumerate(getattr(settings, section)):
+            value = getattr(item, attr)
+            if value in seen:
+                raise ConfigError(f"{section}[{index}].{attr}", f"{value!r} is used twice", f"give each entry its own {attr}")
+            seen.add(value)
+
+
+_FIX_BY_TYPE = {
+    "missing": "add this key",
+    "int_parsing": "use a whole number",
+    "float_parsing": "use a number",
+    "bool_parsing": "use true or false",
+    "literal_error": "use one of the values listed",
+    "string_pattern_mismatch": "use lower-case letters, digits, '-' or '_'",
+}
+
+
+def _config_error(exc: ValidationError) -> ConfigError:
+    error = exc.errors()[0]
+    loc = [str(part) for part in error["loc"]]
+    key = ".".join(p if not p.isdigit() else f"[{p}]" for p in loc).replace(".[", "[")
+    problem = error["msg"].removeprefix("Value error, ")
+    kind = error["type"]
+    fix = _FIX_BY_TYPE.get(kind, "")
+    if kind == "extra_forbidden":
+        problem = "unknown key"
+        fix = "remove it or check its spelling"
+        known = _known_keys(loc[:-1])
+        close = difflib.get_close_matches(loc[-1], known, n=1)
+        if close:
+            fix = f"did you mean '{close[0]}'?"
+    if len(exc.errors()) > 1:
+        problem += f" (and {len(exc.errors()) - 1} more problem(s))"
+    return ConfigError(key or "(top level)", problem, fix)
+
+
+def _known_keys(parent: list[str]) -> list[str]:
+    model: Any = Settings
+    for part in parent:
+        if part.isdigit():
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            return []
+        annotation = field.annotation
+        args = getattr(annotation, "__args__", ())
+        model = next((a for a in (annotation, *args) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        if model is None:
+            return []
+    return [f.alias or name for name, f in model.model_fields.items()]

@@ -1,0 +1,1 @@
+"""Storage: typed models, engine/session set-up and Alembic migrations."""

@@ -1,0 +1,87 @@
+"""Queries about lists, subscribers, subscriptions, suppressions and events."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from digest.config import ListConfig
+from digest.db.models import (Event, MailingList, Subscriber, Subscription, SubscriptionStatus, Suppression,
+                              utcnow)
+
+
+def sync_lists(session: Session, configured: list[ListConfig]) -> dict[str, MailingList]:
+    """Make the lists table match the config (by slug); returns slug -> row."""
+    existing = {m.slug: m for m in session.scalars(select(MailingList))}
+    for conf in configured:
+        row = existing.get(conf.slug)
+        if row is None:
+            row = MailingList(slug=conf.slug)
+            session.add(row)
+            existing[conf.slug] = row
+        row.name, row.from_address, row.schedule, row.timezone = conf.name, conf.from_, conf.schedule, conf.timezone
+        row.double_opt_in, row.max_stories, row.topics = conf.double_opt_in, conf.max_stories, list(conf.topics)
+    session.flush()
+    return existing
+
+
+def list_by_slug(session: Session, slug: str) -> MailingList | None:
+    return session.scalar(select(MailingList).where(MailingList.slug == slug))
+
+
+def subscriber_by_email(session: Session, email: str) -> Subscriber | None:
+    return session.scalar(select(Subscriber).where(Subscriber.email == email))
+
+
+def subscription(session: Session, list_id: int, subscriber_id: int) -> Subscription | None:
+    return session.scalar(select(Subscription).where(Subscription.list_id == list_id,
+                                                     Subscription.subscriber_id == subscriber_id))
+
+
+def is_suppressed(session: Session, email: str) -> bool:
+    return session.scalar(select(func.count()).select_from(Suppression).where(Suppression.email == email)) > 0
+
+
+def suppress(session: Session, email: str, reason: str) -> None:
+    if not is_suppressed(session, email):
+        session.add(Suppression(email=email, reason=reason))
+        session.flush()
+
+
+def record_event(session: Session, kind: str, *, subscriber_id: int | None = None, edition_id: int | None = None,
+                 **detail: Any) -> None:
+    session.add(Event(kind=kind, subscriber_id=subscriber_id, edition_id=edition_id, detail=detail))
+
+
+def unsubscribe(session: Session, sub: Subscription, *, how: str, now: dt.datetime | None = None) -> bool:
+    """Returns False when it was already unsubscribed (repeat clicks are harmless)."""
+    if sub.status == SubscriptionStatus.unsubscribed:
+        return False
+    sub.status = SubscriptionStatus.unsubscribed
+    sub.unsubscribed_at = now or utcnow()
+    record_event(session, "unsubscribed", subscriber_id=sub.subscriber_id, list_id=sub.list_id, how=how)
+    return True
+
+
+def confirm(session: Session, sub: Subscription, *, how: str, now: dt.datetime | None = None) -> bool:
+    if sub.status == SubscriptionStatus.confirmed:
+        return False
+    sub.status = SubscriptionStatus.confirmed
+    sub.confirmed_at = now or utcnow()
+    sub.unsubscribed_at = None
+    record_event(session, "confirmed", subscriber_id=sub.subscriber_id, list_id=sub.list_id, how=how)
+    return True
+
+
+def subscriptions_of_list(session: Session, list_id: int) -> list[Subscription]:
+    query = (select(Subscription).join(Subscriber).where(Subscription.list_id == list_id).order_by(Subscriber.email))
+    return list(session.scalars(query))
+
+
+def counts_by_status(session: Session, list_id: int) -> dict[str, int]:
+    rows = session.execute(select(Subscription.status, func.count()).where(Subscription.list_id == list_id)
+                           .group_by(Subscription.status))
+    return {str(status): count for status, count in rows}

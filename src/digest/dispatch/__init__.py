@@ -1,0 +1,1 @@
+"""Dispatch: claim due deliveries, build each message, hand it to SMTP, record the outcome."""

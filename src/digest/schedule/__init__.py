@@ -1,0 +1,1 @@
+"""Schedule: when each list's editions are due (APScheduler cron triggers as a clock)."""

@@ -1,0 +1,1 @@
+"""Web: public pages (subscribe, confirm, one-click unsubscribe, preferences) and /healthz."""
