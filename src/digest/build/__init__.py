@@ -1,0 +1,1 @@
+"""Build: one edition per (list, period), its variants compiled once, and the deliveries enqueued."""
