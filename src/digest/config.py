@@ -78,11 +78,20 @@ class DkimSettings(_Section):
 
 
 class GatherSettings(_Section):
-    timeout: float = Field(20, gt=0, description="Seconds allowed per fetch")
-    max_bytes: int = Field(10_000_000, ge=1024, description="Largest response body accepted")
+    timeout: float = Field(20, gt=0, description="Total seconds allowed per fetch, however slowly the bytes trickle in")
+    connect_timeout: float = Field(10, gt=0, description="Seconds allowed to open a connection")
+    read_timeout: float = Field(15, gt=0, description="Seconds allowed between two reads of a response")
+    max_bytes: int = Field(10_000_000, ge=1024, description="Largest response body accepted (after decompression)")
     user_agent: str = Field("digest/0.1 (+https://github.com/digest)", description="User-Agent header for fetches")
-    concurrency: int = Field(8, ge=1, le=64, description="Sources fetched at the same time")
+    concurrency: int = Field(8, ge=1, le=64, description="Fetches in flight at the same time, across all hosts")
+    per_host: int = Field(2, ge=1, le=16, description="Fetches in flight at the same time to any one host")
+    host_delay: float = Field(0.5, ge=0, description="Seconds between the starts of two fetches from the same host")
+    max_redirects: int = Field(5, ge=0, le=20, description="Redirects followed per fetch")
+    max_items: int = Field(200, ge=1, description="Most items taken from one source per run (the first ones in the feed)")
+    full_text_pages: int = Field(20, ge=0, description="Most article pages fetched per run for a fetch_full_text source")
+    retry_after_max: int = Field(86_400, ge=60, description="Longest Retry-After (seconds) honoured from a 429/503 answer")
     max_age_days: int = Field(7, ge=1, description="Ignore items published longer ago than this")
+    near_duplicate: float = Field(0.8, gt=0, le=1, description="Estimated word-shingle similarity (Jaccard) at which two texts are one article")
 
 
 class GroupSettings(_Section):
@@ -100,6 +109,7 @@ class SourceConfig(_Section):
     topics: list[str] = Field(default_factory=list, description="Topics this source's articles belong to")
     weight: float = Field(1.0, ge=0, description="Ranking weight")
     enabled: bool = Field(True, description="Gather this source")
+    fetch_full_text: bool = Field(False, description="For summary-only feeds: fetch each new item's page and extract the article text")
 
 
 class ListConfig(_Section):
@@ -322,3 +332,27 @@ def _known_keys(parent: list[str]) -> list[str]:
         if model is None:
             return []
     return [f.alias or name for name, f in model.model_fields.items()]
+
+
+SECTIONS: dict[str, type[BaseModel]] = {
+    "database": DatabaseSettings, "web": WebSettings, "smtp": SmtpSettings, "dispatch": DispatchSettings,
+    "dkim": DkimSettings, "gather": GatherSettings, "group": GroupSettings, "templates": TemplateSettings,
+    "sources": SourceConfig, "lists": ListConfig,
+}
+
+
+def settings_reference() -> str:
+    """Markdown tables of every setting (docs/configuration.md is checked against this by the tests)."""
+    out: list[str] = []
+    for section, model in SECTIONS.items():
+        header = f"[[{section}]]" if section in ("sources", "lists") else f"[{section}]"
+        out += [f"### `{header}`", "", "| key | type | default | env | meaning |", "|---|---|---|---|---|"]
+        for name, field in model.model_fields.items():
+            key = field.alias or name
+            default = "required" if field.is_required() else repr(field.get_default(call_default_factory=True))
+            kind = (str(field.annotation).replace("typing.", "").replace("pydantic.types.", "").replace("pathlib.", "")
+                    .replace("<class '", "").replace("'>", "").replace(" | ", " or "))
+            env = "" if section in ("sources", "lists") else f"`DIGEST_{section.upper()}__{key.upper()}`"
+            out.append(f"| `{key}` | {kind} | `{default}` | {env} | {field.description or ''} |")
+        out.append("")
+    return "\n".join(out)

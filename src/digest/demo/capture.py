@@ -53,7 +53,7 @@ class CaptureServer:
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.handler = _Handler()
         self._controller = Controller(self.handler, hostname=host, port=port or _free_port(host),
-                                      server_kwargs={"data_size_limit": 50_000_000}, decode_data=False)
+                                      data_size_limit=50_000_000, decode_data=False)
 
     @property
     def host(self) -> str:

@@ -69,15 +69,27 @@ def _crontab_weekdays(field: str) -> str:
 
 
 def fire_times_between(schedule: str, timezone: str, start: dt.datetime, end: dt.datetime) -> list[dt.datetime]:
-    """Fire times t with start < t <= end, in UTC."""
+    """Fire times t with start < t <= end, in UTC; a wall-clock time repeated by a DST fall-back fires once."""
     cron = trigger(schedule, timezone)
-    times = []
-    previous = None
-    current = cron.get_next_fire_time(None, start + dt.timedelta(microseconds=1))
-    while current is not None and current <= end:
-        times.append(current.astimezone(dt.UTC))
-        previous = current
-        current = cron.get_next_fire_time(previous, previous + dt.timedelta(seconds=1))
+    times: list[dt.datetime] = []
+    probe = start + dt.timedelta(microseconds=1)
+    last_wall: dt.datetime | None = None
+    while True:
+        current = cron.get_next_fire_time(None, probe)
+        if current is None:
+            break
+        instant = current.astimezone(dt.UTC)
+        if instant < probe:
+            # APScheduler answers with the earlier instant inside a repeated hour; step past it.
+            probe += dt.timedelta(hours=1)
+            continue
+        if instant > end:
+            break
+        wall = current.replace(tzinfo=None)
+        if wall != last_wall:
+            times.append(instant)
+        last_wall = wall
+        probe = instant + dt.timedelta(seconds=1)
     return times
 
 
