@@ -124,8 +124,8 @@ def workspace(tmp_path: Path, feed_server: FeedServer, smtp_server: CaptureServe
 
 
 SUBSCRIBERS_CSV = """email,name,timezone,send_hour,topics,locale
-ana@example.com,Ana,Asia/Seoul,7,,en
-bo@example.net,Bo,Europe/Berlin,8,,ko
+ana@example.com,Ana,Asia/Seoul,,,en
+bo@example.net,Bo,Europe/Berlin,,,ko
 cy@example.org,,UTC,,,en
 """
 

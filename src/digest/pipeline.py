@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from digest.build.edition import BuildReport, build_edition
+from digest.build.edition import BuildReport, build_due
 from digest.config import Settings
 from digest.db.models import utcnow
 from digest.db.session import Database, open_database
@@ -25,6 +25,7 @@ class RunReport:
     sources: list[SourceOutcome] = field(default_factory=list)
     group: GroupReport | None = None
     build: BuildReport | None = None
+    extra_builds: list[BuildReport] = field(default_factory=list)  # e.g. the weekly edition on its day
     dispatch: DispatchReport | None = None
 
     @property
@@ -36,6 +37,7 @@ class RunReport:
             "sources": [asdict(s) for s in self.sources],
             "group": asdict(self.group) if self.group else None,
             "edition": self.build.as_dict() if self.build else None,
+            "extra_editions": [b.as_dict() for b in self.extra_builds],
             "dispatch": self.dispatch.as_dict() if self.dispatch else None,
         }
 
@@ -68,15 +70,22 @@ def run(settings: Settings, slug: str, *, send: bool = True, now: dt.datetime | 
         _stage(hooks, "group")
         report.group = group_recent(database, settings, now=now)
         _stage(hooks, "build")
-        report.build = build_edition(database, settings, slug, now=now)
+        report.build, *report.extra_builds = build_due(database, settings, slug, now=now)
         if send:
             _stage(hooks, "dispatch")
-            report.dispatch = Dispatcher(database, settings).run(edition_ids=[report.build.edition_id],
-                                                                 progress=hooks.sent)
+            edition_ids = [b.edition_id for b in (report.build, *report.extra_builds)]
+            report.dispatch = Dispatcher(database, settings, clock=shifted_clock(now)).run(
+                edition_ids=edition_ids, progress=hooks.sent)
         return report
     finally:
         if own:
             database.dispose()
+
+
+def shifted_clock(start: dt.datetime) -> Callable[[], dt.datetime]:
+    """A clock that reads `start` now and advances in real time (a run "as of" another instant)."""
+    offset = start - utcnow()
+    return lambda: utcnow() + offset
 
 
 def _stage(hooks: Hooks, name: str) -> None:

@@ -20,7 +20,8 @@ from digest.db import audience as queries
 from digest.db.models import MailingList, Subscriber, Subscription, SubscriptionStatus, utcnow
 from digest.errors import AudienceError
 
-CSV_FIELDS = ["email", "name", "timezone", "send_hour", "topics", "locale"]
+CSV_FIELDS = ["email", "name", "timezone", "send_hour", "topics", "locale", "frequency", "weekly_day"]
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 @dataclass
@@ -31,6 +32,8 @@ class SubscriberData:
     send_hour: int | None = None
     topics: list[str] = field(default_factory=list)
     locale: str = "en"
+    frequency: str = "daily"
+    weekly_day: int = 0
 
 
 @dataclass
@@ -72,7 +75,14 @@ def validate_row(row: dict[str, str]) -> SubscriberData:
     if len(locale) > 20 or not locale.replace("-", "").replace("_", "").isalnum():
         raise AudienceError(f"locale {locale!r} is not a language tag such as en or ko")
     name = " ".join((row.get("name") or "").split())[:200]
-    return SubscriberData(email=email, name=name, timezone=tz, send_hour=send_hour, topics=topics, locale=locale)
+    frequency = (row.get("frequency") or "").strip().lower() or "daily"
+    if frequency not in ("daily", "weekly"):
+        raise AudienceError(f"frequency must be daily or weekly, got {frequency!r}")
+    day_text = (row.get("weekly_day") or "").strip().lower()[:3] or "mon"
+    if day_text not in WEEKDAYS:
+        raise AudienceError(f"weekly_day must be a weekday name such as mon or fri, got {row.get('weekly_day')!r}")
+    return SubscriberData(email=email, name=name, timezone=tz, send_hour=send_hour, topics=topics, locale=locale,
+                          frequency=frequency, weekly_day=WEEKDAYS.index(day_text))
 
 
 def add_subscriber(session: Session, mailing_list: MailingList, data: SubscriberData, *, confirmed: bool,
@@ -97,7 +107,7 @@ def add_subscriber(session: Session, mailing_list: MailingList, data: Subscriber
     if sub is None:
         status = SubscriptionStatus.confirmed if confirmed or not mailing_list.double_opt_in else SubscriptionStatus.pending
         sub = Subscription(list_id=mailing_list.id, subscriber_id=subscriber.id, status=status, topics=data.topics,
-                           topics_key=topics_key(data.topics),
+                           topics_key=topics_key(data.topics), frequency=data.frequency, weekly_day=data.weekly_day,
                            consent_source=source, confirmed_at=utcnow() if status == SubscriptionStatus.confirmed else None)
         session.add(sub)
         session.flush()
@@ -105,8 +115,8 @@ def add_subscriber(session: Session, mailing_list: MailingList, data: Subscriber
                              source=source, confirmed=status == SubscriptionStatus.confirmed)
         outcome = "added" if outcome == "added" else "updated"
     else:
-        if sub.topics != data.topics:
-            sub.topics = data.topics
+        if (sub.topics, sub.frequency, sub.weekly_day) != (data.topics, data.frequency, data.weekly_day):
+            sub.topics, sub.frequency, sub.weekly_day = data.topics, data.frequency, data.weekly_day
             sub.topics_key = topics_key(data.topics)
             outcome = "updated"
         if confirmed and sub.status == SubscriptionStatus.pending:
@@ -157,6 +167,11 @@ def export_csv(session: Session, mailing_list: MailingList) -> str:
     writer.writerow([*CSV_FIELDS, "status"])
     for sub in queries.subscriptions_of_list(session, mailing_list.id):
         s = sub.subscriber
-        writer.writerow([s.email, s.name, s.timezone, "" if s.send_hour is None else s.send_hour,
-                         ";".join(sub.topics), s.locale, sub.status.value])
+        writer.writerow([_cell(s.email), _cell(s.name), s.timezone, "" if s.send_hour is None else s.send_hour,
+                         ";".join(sub.topics), s.locale, sub.frequency, WEEKDAYS[sub.weekly_day], sub.status.value])
     return out.getvalue()
+
+
+def _cell(value: str) -> str:
+    """Neutralise spreadsheet formulas (CSV injection): a leading = + - @ is prefixed with a quote."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@") else value

@@ -18,7 +18,7 @@ from digest.db.models import Edition, EditionVariant, MailingList, Story
 from digest.db.session import Database
 from digest.gather.clean import safe_link
 from digest.render.digest_email import ListView, SourceLink, StoryView, render_digest
-from digest.schedule.periods import Period, current_period
+from digest.schedule.periods import Period, current_period, local_hour_after
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,7 @@ class BuildReport:
     enqueued: int = 0
     skip_reason: str = ""
     subject: str = ""
+    kind: str = "daily"
     notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
@@ -42,32 +43,70 @@ class BuildReport:
 
 
 def build_edition(database: Database, settings: Settings, slug: str, *, now: dt.datetime,
-                  period: Period | None = None) -> BuildReport:
+                  period: Period | None = None, kind: str = "daily") -> BuildReport:
+    """Build (once) and enqueue the `kind` edition of a list for a period.
+
+    daily: every subscriber (or only daily-frequency ones when the list fires daily or more often).
+    weekly: the week's stories for weekly-frequency subscribers whose weekday is the period's weekday.
+    """
     conf = settings.get_list(slug)
     period = period or current_period(conf.schedule, conf.timezone, now)
+    key = period.key if kind == "daily" else f"W:{period.key}"
     with database.session() as session:
         lists = audience_queries.sync_lists(session, settings.lists)
         mailing_list = lists[slug]
-        edition, created = edition_queries.get_or_create_edition(session, mailing_list, period.key, now)
+        edition, created = edition_queries.get_or_create_edition(session, mailing_list, key, now, kind)
         if created:
             _compose(session, settings, conf, mailing_list, edition, period, now)
         enqueued = 0
         if edition.status in ("ready", "sending"):
-            _ensure_variants(session, settings, conf, mailing_list, edition)
             # Enqueue also on a repeat: subscribers confirmed since the first run get this edition too.
-            enqueued = edition_queries.enqueue(session, edition, now)
+            _ensure_variants(session, settings, conf, mailing_list, edition)
+            audience = _audience(conf, period, kind)
+            buckets = edition_queries.delivery_buckets(session, edition, **audience)
+            due = {b: now if b[1] is None else local_hour_after(period.starts_at, b[0], b[1]) for b in buckets}
+            enqueued = edition_queries.enqueue(session, edition, now, due=due, **audience)
             if enqueued:
-                log.info("edition %s/%s: %d deliveries enqueued", slug, period.key, enqueued)
-        return BuildReport(list=slug, period=period.key, edition_id=edition.id, created=created, status=edition.status,
+                log.info("edition %s/%s: %d deliveries enqueued", slug, key, enqueued)
+        return BuildReport(list=slug, period=key, edition_id=edition.id, created=created, status=edition.status,
                            stories=len(edition.story_ids), variants=len(edition.variants), enqueued=enqueued,
-                           skip_reason=edition.skip_reason, subject=edition.subject)
+                           skip_reason=edition.skip_reason, subject=edition.subject, kind=kind)
+
+
+def build_due(database: Database, settings: Settings, slug: str, *, now: dt.datetime,
+              period: Period | None = None) -> list[BuildReport]:
+    """Every edition of a list that belongs to this period: the regular one, plus a weekly one on a day
+    that weekly-frequency subscribers chose (only for lists that fire daily or more often)."""
+    conf = settings.get_list(slug)
+    period = period or current_period(conf.schedule, conf.timezone, now)
+    reports = [build_edition(database, settings, slug, now=now, period=period)]
+    if period.length <= dt.timedelta(days=1, hours=1):
+        weekday = period.starts_at.astimezone(ZoneInfo(conf.timezone)).weekday()
+        with database.session() as session:
+            mailing_list = audience_queries.list_by_slug(session, slug)
+            wanted = mailing_list is not None and edition_queries.has_weekly_subscribers(session, mailing_list.id, weekday)
+        if wanted:
+            reports.append(build_edition(database, settings, slug, now=now, period=period, kind="weekly"))
+    return reports
+
+
+def _audience(conf: ListConfig, period: Period, kind: str) -> dict[str, int | str | None]:
+    if kind == "weekly":
+        weekday = period.starts_at.astimezone(ZoneInfo(conf.timezone)).weekday()
+        return {"frequency": "weekly", "weekly_day": weekday}
+    if period.length <= dt.timedelta(days=1, hours=1):
+        return {"frequency": "daily", "weekly_day": None}
+    return {"frequency": None, "weekly_day": None}  # a weekly (or rarer) list: its editions go to everyone
 
 
 def _compose(session: Session, settings: Settings, conf: ListConfig, mailing_list: MailingList, edition: Edition,
              period: Period, now: dt.datetime) -> None:
-    previous = edition_queries.previous_edition(session, edition)
-    since = previous.created_at if previous else now - max(period.length, dt.timedelta(days=1))
-    already_sent = set(previous.story_ids) if previous else set()
+    if edition.kind == "weekly":
+        previous, since, already_sent = None, now - dt.timedelta(days=7), set()
+    else:
+        previous = edition_queries.previous_edition(session, edition)
+        since = previous.created_at if previous else now - max(period.length, dt.timedelta(days=1))
+        already_sent = set(previous.story_ids) if previous else set()
     candidates = [s for s in story_queries.recent_stories(session, since)
                   if s.id not in already_sent or (previous and s.last_updated_at > previous.created_at)]
     stories = choose_stories(candidates, now=now, topics=conf.topics, limit=conf.max_stories)

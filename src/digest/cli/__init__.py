@@ -10,7 +10,7 @@ import click
 from digest import __version__
 from digest.cli.audience_cmds import subscribers
 from digest.cli.demo_cmd import demo
-from digest.cli.ops_cmds import db, init, preview, scheduler, serve, worker
+from digest.cli.ops_cmds import db, init, preview, schedule, scheduler, serve, worker
 from digest.cli.pipeline_cmds import build, gather, group, run, send, sources, status
 from digest.errors import DigestError
 
@@ -28,7 +28,7 @@ def cli(ctx: click.Context, config_path: str | None, verbose: int) -> None:
     ctx.obj = {"config_path": config_path, "verbose": verbose}
 
 
-for command in (init, demo, gather, sources, group, run, build, send, status, subscribers, preview, scheduler, worker,
+for command in (init, demo, gather, sources, group, run, build, send, status, subscribers, preview, schedule, scheduler, worker,
                 serve, db):
     cli.add_command(command)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 import webbrowser
@@ -9,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import click
+from rich.table import Table
 
 from digest.build.preview import preview_html
 from digest.cli.common import emit_json, err_console, json_option, out_console, parse_instant, settings_from
@@ -16,8 +18,12 @@ from digest.db.models import utcnow
 from digest.db.session import Database, upgrade
 from digest.dispatch.worker import Dispatcher
 from digest.pipeline import connect
+from digest.schedule.leader import Leadership
 from digest.schedule.tick import tick
+from digest.schedule.upcoming import upcoming
 from digest.workspace import init_workspace
+
+log = logging.getLogger(__name__)
 
 
 @click.command()
@@ -87,11 +93,15 @@ def preview(ctx: click.Context, list_slug: str, output: Path | None, port: int, 
 @click.command()
 @click.option("--tick", "once", is_flag=True, help="Run one tick and exit.")
 @click.option("--now", "now_text", metavar="ISO8601", help="With --tick: act as of this instant.")
-@click.option("--interval", default=60, show_default=True, help="Seconds between ticks of the daemon.")
+@click.option("--interval", default=None, type=int, help="Seconds between ticks (default: schedule.tick_seconds).")
 @json_option
 @click.pass_context
-def scheduler(ctx: click.Context, once: bool, now_text: str | None, interval: int, as_json: bool) -> None:
-    """The clock: build and enqueue due editions (and send them, on SQLite)."""
+def scheduler(ctx: click.Context, once: bool, now_text: str | None, interval: int | None, as_json: bool) -> None:
+    """The clock: build and enqueue due editions (and send them, on SQLite).
+
+    On PostgreSQL only one scheduler acts at a time (an advisory lock); others wait as standbys and take
+    over when the leader dies. SIGTERM finishes the message in flight and gives back unsent claims.
+    """
     settings = settings_from(ctx)
     database = connect(settings)
     if once or now_text:
@@ -107,16 +117,61 @@ def scheduler(ctx: click.Context, once: bool, now_text: str | None, interval: in
     from apscheduler.schedulers.blocking import BlockingScheduler
     from apscheduler.triggers.interval import IntervalTrigger
 
-    # In-memory job store on purpose: our own tables hold the state, the scheduler is only a clock.
+    seconds = interval or settings.schedule.tick_seconds
+    stopping = threading.Event()
+    leadership = Leadership(database)
+
+    def one_tick() -> None:
+        if stopping.is_set():
+            return
+        if not leadership.acquire():
+            log.info("standby: another scheduler leads")
+            return
+        report = tick(database, settings, utcnow(), should_stop=stopping.is_set)
+        if report.built or report.skipped or report.sent:
+            err_console.print(f"{report.now}: built {len(report.built)}, skipped {len(report.skipped)}, sent {report.sent}")
+
+    # An in-memory job store on purpose: our own tables hold the state (unique keys), the scheduler is a clock.
+    # A tick missed while the process was busy is coalesced into one; catch-up is decided by tick() itself.
     clock = BlockingScheduler(timezone="UTC")
-    clock.add_job(lambda: tick(database, settings, utcnow()), IntervalTrigger(seconds=interval), id="tick",
-                  coalesce=True, max_instances=1, misfire_grace_time=interval * 10, next_run_time=utcnow())
-    signal.signal(signal.SIGTERM, lambda *_: clock.shutdown(wait=True))
-    err_console.print(f"scheduler running, a tick every {interval}s (Ctrl-C to stop)")
+    clock.add_job(one_tick, IntervalTrigger(seconds=seconds), id="tick", coalesce=True, max_instances=1,
+                  misfire_grace_time=None, next_run_time=utcnow())
+
+    def stop(*_: object) -> None:
+        stopping.set()
+        clock.shutdown(wait=False)
+
+    signal.signal(signal.SIGTERM, stop)
+    err_console.print(f"scheduler running, a tick every {seconds}s (Ctrl-C or SIGTERM to stop)")
     try:
         clock.start()
     except (KeyboardInterrupt, SystemExit):
-        clock.shutdown(wait=True)
+        stopping.set()
+    finally:
+        leadership.release()
+
+
+@click.command()
+@click.option("--now", "now_text", metavar="ISO8601", help="As of this instant (default: now).")
+@json_option
+@click.pass_context
+def schedule(ctx: click.Context, now_text: str | None, as_json: bool) -> None:
+    """Show each list's current period, next fire times and the local-hour delivery buckets."""
+    settings = settings_from(ctx)
+    now = parse_instant(now_text) or utcnow()
+    with connect(settings).session() as session:
+        data = upcoming(session, settings, now)
+    if as_json:
+        emit_json({"now": now.isoformat(), "lists": data})
+        return
+    for item in data:
+        out_console.print(f"[bold]{item['list']}[/] ({item['schedule']} {item['timezone']}): current period "
+                          f"{item['current_period']}, next {', '.join(item['next_fire_times'])}")
+        table = Table("time zone", "send hour", "subscribers", "next delivery (UTC)")
+        for b in item["buckets"]:
+            table.add_row(b["timezone"], "on build" if b["send_hour"] is None else f"{b['send_hour']:02d}:00",
+                          str(b["subscribers"]), b["next_delivery"])
+        out_console.print(table)
 
 
 @click.command()

@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from digest.config import ListConfig
@@ -19,13 +20,27 @@ def sync_lists(session: Session, configured: list[ListConfig]) -> dict[str, Mail
     for conf in configured:
         row = existing.get(conf.slug)
         if row is None:
-            row = MailingList(slug=conf.slug)
-            session.add(row)
+            row = _insert_list(session, conf)
             existing[conf.slug] = row
         row.name, row.from_address, row.schedule, row.timezone = conf.name, conf.from_, conf.schedule, conf.timezone
         row.double_opt_in, row.max_stories, row.topics = conf.double_opt_in, conf.max_stories, list(conf.topics)
     session.flush()
     return existing
+
+
+def _insert_list(session: Session, conf: ListConfig) -> MailingList:
+    """Insert a configured list; a second process inserting it at the same moment is not an error."""
+    try:
+        with session.begin_nested():
+            row = MailingList(slug=conf.slug, name=conf.name, from_address=conf.from_, schedule=conf.schedule,
+                              timezone=conf.timezone)
+            session.add(row)
+            session.flush()
+        return row
+    except IntegrityError:
+        found = list_by_slug(session, conf.slug)
+        assert found is not None
+        return found
 
 
 def list_by_slug(session: Session, slug: str) -> MailingList | None:

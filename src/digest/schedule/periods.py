@@ -71,9 +71,9 @@ def _crontab_weekdays(field: str) -> str:
 def fire_times_between(schedule: str, timezone: str, start: dt.datetime, end: dt.datetime) -> list[dt.datetime]:
     """Fire times t with start < t <= end, in UTC; a wall-clock time repeated by a DST fall-back fires once."""
     cron = trigger(schedule, timezone)
+    zone = ZoneInfo(timezone)
     times: list[dt.datetime] = []
     probe = start + dt.timedelta(microseconds=1)
-    last_wall: dt.datetime | None = None
     while True:
         current = cron.get_next_fire_time(None, probe)
         if current is None:
@@ -85,10 +85,10 @@ def fire_times_between(schedule: str, timezone: str, start: dt.datetime, end: dt
             continue
         if instant > end:
             break
-        wall = current.replace(tzinfo=None)
-        if wall != last_wall:
+        # A wall-clock time repeated by a DST fall-back fires at its first occurrence only.
+        first = current.replace(tzinfo=None).replace(tzinfo=zone, fold=0).astimezone(dt.UTC)
+        if first == instant:
             times.append(instant)
-        last_wall = wall
         probe = instant + dt.timedelta(seconds=1)
     return times
 
@@ -108,3 +108,19 @@ def current_period(schedule: str, timezone: str, now: dt.datetime) -> Period:
 def _period(at: dt.datetime, previous: dt.datetime | None, timezone: str) -> Period:
     local = at.astimezone(ZoneInfo(timezone))
     return Period(key=local.isoformat(timespec="minutes"), starts_at=at, previous_at=previous)
+
+
+def local_hour_after(start: dt.datetime, timezone: str, hour: int) -> dt.datetime:
+    """The first instant at or after `start` when the wall clock in `timezone` shows hour:00, in UTC.
+
+    A local hour that does not exist (DST spring-forward) resolves to the instant just after the gap; one
+    that exists twice (fall-back) to its first occurrence: either way, once.
+    """
+    zone = ZoneInfo(timezone)
+    local_day = start.astimezone(zone).date()
+    for offset in (0, 1, 2):
+        day = local_day + dt.timedelta(days=offset)
+        candidate = dt.datetime.combine(day, dt.time(hour), tzinfo=zone).astimezone(dt.UTC)
+        if candidate >= start:
+            return candidate
+    raise AssertionError("unreachable: a local hour recurs within two days")

@@ -1,29 +1,29 @@
-"""One scheduler tick: build and enqueue every list edition that is due, send on SQLite.
+"""One scheduler tick: build and enqueue every list edition that is due, and send on SQLite.
 
-A tick is idempotent: the (list, period) unique key means a second tick, a
-restart catch-up or a second scheduler finds the edition already there.
+A tick is idempotent: the (list, period) unique key means a second tick, a restart catch-up or a second
+scheduler finds the edition already there. Deliveries carry their due instant (the subscriber's local send
+hour), so every tick also sends what has come due since the last one.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-from digest.build.edition import build_edition
+from digest.build.edition import build_due
 from digest.config import Settings
 from digest.db import audience as audience_queries
-from digest.db.models import Edition
+from digest.db import editions as edition_queries
 from digest.db.session import Database
 from digest.dispatch.worker import Dispatcher
 from digest.gather import gather_sources
 from digest.group import group_recent
+from digest.pipeline import shifted_clock
 from digest.schedule.periods import current_period
 
 log = logging.getLogger(__name__)
-
-# A period whose fire time is further back than this is not caught up on after downtime.
-DEFAULT_GRACE = dt.timedelta(hours=6)
 
 
 @dataclass
@@ -38,27 +38,34 @@ class TickReport:
 
 
 def tick(database: Database, settings: Settings, now: dt.datetime, *, send: bool | None = None,
-         grace: dt.timedelta = DEFAULT_GRACE) -> TickReport:
+         should_stop: Callable[[], bool] = lambda: False) -> TickReport:
     report = TickReport(now=now.isoformat())
+    grace = dt.timedelta(hours=settings.schedule.grace_hours)
     due = []
     with database.session() as session:
         lists = audience_queries.sync_lists(session, settings.lists)
         for conf in settings.lists:
             period = current_period(conf.schedule, conf.timezone, now)
-            exists = session.query(Edition.id).filter_by(list_id=lists[conf.slug].id, period=period.key).first()
-            if exists:
+            if edition_queries.edition_exists(session, lists[conf.slug].id, period.key):
                 continue
-            if now - period.starts_at > grace:
-                report.skipped.append({"list": conf.slug, "period": period.key,
-                                       "reason": f"fired {now - period.starts_at} ago, past the {grace} grace"})
+            late = now - period.starts_at
+            if late > grace:
+                reason = f"due at {period.starts_at:%Y-%m-%d %H:%M} UTC, {_hours(late)} late, past the {_hours(grace)} grace"
+                edition_queries.record_missed(session, lists[conf.slug], period.key, now, reason)
+                report.skipped.append({"list": conf.slug, "period": period.key, "reason": reason})
+                log.warning("edition %s/%s skipped: %s", conf.slug, period.key, reason)
                 continue
             due.append((conf.slug, period))
     if due:
         gather_sources(database, settings, now=now)
         group_recent(database, settings, now=now)
         for slug, period in due:
-            built = build_edition(database, settings, slug, now=now, period=period)
-            report.built.append(built.as_dict())
+            for built in build_due(database, settings, slug, now=now, period=period):
+                report.built.append(built.as_dict())
     if send if send is not None else database.is_sqlite:
-        report.sent = Dispatcher(database, settings).run().sent
+        report.sent = Dispatcher(database, settings, clock=shifted_clock(now)).run(should_stop=should_stop).sent
     return report
+
+
+def _hours(delta: dt.timedelta) -> str:
+    return f"{delta.total_seconds() / 3600:.1f} h"
