@@ -104,3 +104,34 @@ def test_paused_editions_are_not_claimed(database: Database) -> None:
     with database.session() as session:
         assert ledger.claim_batch(session, "w", utcnow(), lease_seconds=60, limit=10) == []
         assert session.scalars(select(Delivery.state)).all() == [DeliveryState.queued] * 3
+
+
+def test_a_live_workers_renewed_lease_is_not_taken(database: Database) -> None:
+    seed(database, 2)
+    now = utcnow()
+    with database.session() as session:
+        ids = [d.id for d in ledger.claim_batch(session, "alive", now, lease_seconds=60, limit=2)]
+    with database.session() as session:  # heartbeat at +50 s for the row still in hand
+        assert ledger.renew_leases(session, "alive", now + dt.timedelta(seconds=50), 60, ids[:1]) == 1
+    with database.session() as session:
+        taken = [d.id for d in ledger.claim_batch(session, "other", now + dt.timedelta(seconds=70), lease_seconds=60,
+                                                  limit=5)]
+    assert taken == ids[1:]
+
+
+def test_pause_returns_claims_and_cancel_closes_open_rows(database: Database) -> None:
+    edition_id = seed(database, 4)
+    now = utcnow()
+    with database.session() as session:
+        claimed = ledger.claim_batch(session, "w", now, lease_seconds=60, limit=2)
+    with database.session() as session:
+        assert ledger.set_edition_state(session, edition_id, "pause") == {"edition": edition_id, "status": "paused", "rows": 2}
+    with database.session() as session:  # the worker that held them cannot start DATA any more
+        assert not ledger.mark_transmitting(session, claimed[0].id, "w", message_id="<m@x>", now=now, lease_seconds=60)
+        assert ledger.counts_by_state(session, edition_id) == {"queued": 4}
+    with database.session() as session:
+        ledger.set_edition_state(session, edition_id, "resume")
+        ledger.set_edition_state(session, edition_id, "cancel")
+    with database.session() as session:
+        assert ledger.counts_by_state(session, edition_id) == {"cancelled": 4}
+        assert ledger.claim_batch(session, "w", now, lease_seconds=60, limit=5) == []

@@ -173,3 +173,16 @@ def test_the_pipeline_runs_on_postgresql(workspace: tuple[Path, Settings], smtp_
     assert first.dispatch is not None and first.dispatch.sent == 3
     assert second.dispatch is not None and second.dispatch.sent == 0
     assert sorted(r.rcpt_tos[0] for r in smtp_server.messages) == ["ana@example.com", "bo@example.net", "cy@example.org"]
+
+
+def test_a_syndicated_copy_is_one_entry_crediting_both_sources(tmp_path: Path, feed_server: FeedServer,
+                                                                 smtp_server: CaptureServer) -> None:
+    config = write_config(tmp_path, smtp_port=smtp_server.port, sources=[
+        ("Wire", feed_server.url("synd-a.rss.xml")), ("Reprint", feed_server.url("synd-b.rss.xml"))])
+    settings = load_settings(config)
+    subscribe_all(settings, "email\nana@example.com\n")
+    report = run(settings, "daily")
+    assert report.build is not None and report.build.stories == 1
+    text = smtp_server.messages[0].parse().get_body(("plain",)).get_content()
+    assert text.count("Typhoon Mireu forces 30,000") == 1
+    assert re.search(r"Sources: (Wire, Reprint|Reprint, Wire)", text), text

@@ -250,14 +250,15 @@ def test_two_schedulers_on_postgresql_build_one_edition(tmp_path: Path, feed_ser
         try:
             reports.append(tick(database, settings, fire + dt.timedelta(minutes=1), send=True))
         except Exception as exc:  # a racing scheduler must not crash
-            errors.append(exc)
+            import traceback
+            errors.append("".join(traceback.format_exception(exc)))
 
     threads = [threading.Thread(target=scheduler) for _ in range(2)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert errors == []
+    assert errors == [], errors[0] if errors else ''
     assert len(editions(settings)) == 1
     assert sum(r.sent for r in reports) == 2 and len(smtp_server.messages) == 2
 

@@ -38,6 +38,15 @@ class WebSettings(_Section):
     secret_key_file: Path | None = Field(None, description="File holding the secret key (`digest init` writes one)")
     host: str = Field("127.0.0.1", description="Address `digest serve` listens on")
     port: int = Field(8000, ge=1, le=65535, description="Port `digest serve` listens on")
+    cookie_secure: bool | None = Field(None, description="Mark the admin session cookie Secure; unset means: when base_url is https")
+    session_hours: float = Field(12, gt=0, le=24 * 30, description="An admin session ends this many hours after login")
+    subscribe_per_ip_hour: int = Field(10, ge=1, description="Subscribe requests accepted from one IP address per hour")
+    subscribe_per_address_day: int = Field(3, ge=1, description="Confirmation mails sent to one address per day")
+    login_max_failures: int = Field(5, ge=1, description="Wrong passwords before an admin account is locked for a while")
+    login_lockout_seconds: int = Field(60, ge=1, description="First lockout; it doubles with each further failure, up to a day")
+    consent_version: str = Field("1", max_length=40, description="Version of the consent wording, stored with every consent record")
+    consent_text: str = Field("I agree to receive this newsletter by email and can unsubscribe at any time from a link in every message.",
+                              description="Consent wording shown next to the subscribe button")
 
     @field_validator("base_url")
     @classmethod
@@ -45,6 +54,11 @@ class WebSettings(_Section):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with https:// (or http:// for local testing)")
         return value.rstrip("/")
+
+
+class DomainLimit(_Section):
+    concurrency: int = Field(0, ge=0, description="Messages in flight at once to this domain; 0 means smtp.domain_concurrency")
+    rate_per_second: float = Field(0, ge=0, description="Messages per second to this domain; 0 means unlimited")
 
 
 class SmtpSettings(_Section):
@@ -59,6 +73,11 @@ class SmtpSettings(_Section):
     rate_per_second: float = Field(0, ge=0, description="Global send rate limit; 0 means unlimited")
     timeout: float = Field(30, gt=0, description="Seconds to wait for the server on each command")
     helo_name: str | None = Field(None, description="Name sent in EHLO; defaults to the local host name")
+    failover: list[str] = Field(default_factory=list, description='Other servers, "host:port", tried in order when the ones before are unreachable (same TLS and AUTH)')
+    rate_per_hour: int = Field(0, ge=0, description="Most messages in any sliding hour, per worker process; 0 means unlimited")
+    rate_per_day: int = Field(0, ge=0, description="Most messages in any sliding 24 hours, per worker process; 0 means unlimited")
+    domain_concurrency: int = Field(0, ge=0, description="Most messages in flight at once to one recipient domain; 0 means only max_connections")
+    domains: dict[str, DomainLimit] = Field(default_factory=dict, description='Per-domain limits, e.g. domains."gmail.com" = {concurrency = 2, rate_per_second = 5}')
 
 
 class DispatchSettings(_Section):
@@ -68,6 +87,20 @@ class DispatchSettings(_Section):
     max_attempts: int = Field(8, ge=1, description="Temporary failures before a delivery is given up")
     retry_base_seconds: int = Field(300, ge=1, description="First retry delay; doubles on each attempt")
     retry_max_seconds: int = Field(86400, ge=1, description="Longest delay between retries")
+    throttle_seconds: float = Field(30, ge=0, description="After a throttling reply (421, 450, 451, 452, 454) that connection or recipient domain waits this long")
+
+
+class BounceSettings(_Section):
+    domain: str = Field(..., description="Domain routed to `digest bounces receive`; envelope senders become <local_part>+<delivery>-<tag>@domain (VERP)")
+    local_part: str = Field("bounces", pattern=r"^[a-z0-9._-]{1,40}$", description="Local part of the VERP envelope sender")
+    listen_host: str = Field("127.0.0.1", description="Address `digest bounces receive` listens on")
+    listen_port: int = Field(2525, ge=1, le=65535, description="Port `digest bounces receive` listens on")
+    lmtp: bool = Field(False, description="Speak LMTP instead of SMTP (for delivery from a local MTA)")
+    hard_threshold: int = Field(1, ge=1, description="Hard bounces (5xx, DSN 5.1.x …) before an address is suppressed")
+    soft_threshold: float = Field(3.0, gt=0, description="Soft-bounce score at which an address is suppressed (each soft bounce adds 1, decaying)")
+    soft_half_life_days: float = Field(7, gt=0, description="A soft bounce's weight halves over this many days")
+    unsubscribe_by_mail: bool = Field(True, description="Mail to a list's From address whose subject says unsubscribe (the mailto: in List-Unsubscribe) unsubscribes its sender")
+    max_message_bytes: int = Field(5_000_000, ge=10_000, description="Largest report the intake accepts")
 
 
 class DkimSettings(_Section):
@@ -96,6 +129,11 @@ class GatherSettings(_Section):
 
 class GroupSettings(_Section):
     window_days: int = Field(7, ge=1, description="An article may join a story first seen at most this long ago")
+
+
+class ScheduleSettings(_Section):
+    grace_hours: float = Field(6, ge=0, description="After downtime, editions whose time passed less than this long ago are still built; older ones are recorded as skipped")
+    tick_seconds: int = Field(60, ge=5, description="Seconds between scheduler ticks")
 
 
 class TemplateSettings(_Section):
@@ -168,8 +206,10 @@ class Settings(BaseSettings):
     smtp: SmtpSettings = SmtpSettings()
     dispatch: DispatchSettings = DispatchSettings()
     dkim: DkimSettings | None = None
+    bounces: BounceSettings | None = None
     gather: GatherSettings = GatherSettings()
     group: GroupSettings = GroupSettings()
+    schedule: ScheduleSettings = ScheduleSettings()
     templates: TemplateSettings = TemplateSettings()
     sources: list[SourceConfig] = Field(default_factory=list)
     lists: list[ListConfig] = Field(default_factory=list)
@@ -336,7 +376,7 @@ def _known_keys(parent: list[str]) -> list[str]:
 
 SECTIONS: dict[str, type[BaseModel]] = {
     "database": DatabaseSettings, "web": WebSettings, "smtp": SmtpSettings, "dispatch": DispatchSettings,
-    "dkim": DkimSettings, "gather": GatherSettings, "group": GroupSettings, "templates": TemplateSettings,
+    "dkim": DkimSettings, "bounces": BounceSettings, "gather": GatherSettings, "group": GroupSettings, "schedule": ScheduleSettings, "templates": TemplateSettings,
     "sources": SourceConfig, "lists": ListConfig,
 }
 

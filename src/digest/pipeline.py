@@ -14,7 +14,7 @@ from typing import Any
 from digest.build.edition import BuildReport, build_due
 from digest.config import Settings
 from digest.db.models import utcnow
-from digest.db.session import Database, open_database
+from digest.db.session import Database, exclusive, open_database
 from digest.dispatch.worker import Dispatcher, DispatchReport
 from digest.gather import SourceOutcome, gather_sources
 from digest.group import GroupReport, group_recent
@@ -65,12 +65,13 @@ def run(settings: Settings, slug: str, *, send: bool = True, now: dt.datetime | 
     database = database or connect(settings)
     report = RunReport()
     try:
-        _stage(hooks, "gather")
-        report.sources = gather_sources(database, settings, now=now, progress=hooks.source_done)
-        _stage(hooks, "group")
-        report.group = group_recent(database, settings, now=now)
-        _stage(hooks, "build")
-        report.build, *report.extra_builds = build_due(database, settings, slug, now=now)
+        with exclusive(database):  # one gather → group → build at a time per database
+            _stage(hooks, "gather")
+            report.sources = gather_sources(database, settings, now=now, progress=hooks.source_done)
+            _stage(hooks, "group")
+            report.group = group_recent(database, settings, now=now)
+            _stage(hooks, "build")
+            report.build, *report.extra_builds = build_due(database, settings, slug, now=now)
         if send:
             _stage(hooks, "dispatch")
             edition_ids = [b.edition_id for b in (report.build, *report.extra_builds)]

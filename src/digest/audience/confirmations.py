@@ -10,6 +10,7 @@ from email.utils import parseaddr
 
 from digest.audience.tokens import Signer
 from digest.config import Settings
+from digest.db import audience as queries
 from digest.db.models import MailingList, Subscriber, utcnow
 from digest.db.session import Database
 from digest.dispatch.smtp import SmtpTransport
@@ -38,7 +39,7 @@ def send_confirmations(database: Database, settings: Settings, pending: list[tup
         for subscriber_id, list_id_ in pending:
             subscriber = session.get(Subscriber, subscriber_id)
             mailing_list = session.get(MailingList, list_id_)
-            if subscriber is None or mailing_list is None:
+            if subscriber is None or mailing_list is None or queries.is_suppressed(session, subscriber.email):
                 continue
             conf = settings.get_list(mailing_list.slug)
             key = (list_id_, subscriber.locale)

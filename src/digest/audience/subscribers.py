@@ -153,8 +153,16 @@ def import_csv(session: Session, mailing_list: MailingList, lines: Iterable[str]
             report.errors.append((line, f"{data.email} appears twice in this file; first one kept"))
             continue
         seen.add(data.email)
+        if queries.is_suppressed(session, data.email):
+            report.errors.append((line, f"{data.email} is on the suppression list; not imported"))
+            continue
         with session.begin_nested():
+            known = queries.subscriber_by_email(session, data.email)
+            before = queries.subscription(session, mailing_list.id, known.id) if known else None
             outcome, sub = add_subscriber(session, mailing_list, data, confirmed=confirmed, source=source)
+            if before is None:  # a new subscription: keep the consent record the admin vouched for
+                queries.record_consent(session, sub.subscriber_id, mailing_list.id,
+                                       "imported" if confirmed else "requested", source=source)
         setattr(report, outcome, getattr(report, outcome) + 1)
         if sub.status == SubscriptionStatus.pending and outcome == "added":
             report.pending.append((sub.subscriber_id, sub.list_id))

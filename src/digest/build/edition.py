@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from email.utils import parseaddr
 from dataclasses import asdict, dataclass, field
 from zoneinfo import ZoneInfo
 
@@ -132,11 +133,12 @@ def _ensure_variants(session: Session, settings: Settings, conf: ListConfig, mai
     if not missing:
         return 0
     stories = story_queries.stories_by_id(session, edition.story_ids)
-    ordered = [stories[i] for i in edition.story_ids if i in stories]
+    # A story emptied by a concurrent regrouping since the edition was chosen is left out, not crashed on.
+    ordered = [stories[i] for i in edition.story_ids if i in stories and stories[i].articles]
     related = story_queries.stories_by_id(session, sorted({r for s in ordered for r in s.related_story_ids}))
     views = [story_view(s, related) for s in ordered]
     date_label = edition.created_at.astimezone(ZoneInfo(conf.timezone)).strftime("%Y-%m-%d")
-    list_view = ListView(name=conf.name, slug=conf.slug, address=conf.address)
+    list_view = ListView(name=conf.name, slug=conf.slug, address=conf.address, sender=parseaddr(conf.from_)[0])
     for key, topics, locale in missing:
         chosen = [v for v in views if not topics or set(topics) & set(v.topics)]
         if not chosen:
@@ -160,9 +162,11 @@ def story_view(story: Story, related: dict[int, Story]) -> StoryView:
     sources: list[SourceLink] = []
     seen: set[str] = set()
     for article in articles:
-        if article.source.name not in seen and safe_link(article.url):
-            seen.add(article.source.name)
-            sources.append(SourceLink(article.source.name, article.url))
+        carried = [(article.source.name, article.url)] + [(s.source.name, s.url or article.url) for s in article.sightings]
+        for name, url in carried:
+            if name not in seen and safe_link(url):
+                seen.add(name)
+                sources.append(SourceLink(name, url))
     related_links = []
     for rid in story.related_story_ids[:3]:
         other = related.get(rid)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from email.utils import parseaddr
 from zoneinfo import ZoneInfo
 
 from digest.build.edition import story_view
@@ -23,7 +24,7 @@ def preview_html(database: Database, settings: Settings, slug: str, *, now: dt.d
         views = [story_view(s, related) for s in stories]
     date_label = now.astimezone(ZoneInfo(conf.timezone)).strftime("%Y-%m-%d")
     subject = f"{conf.name} · {date_label}" + (f": {views[0].headline}" if views else "")
-    body = render_digest(views, ListView(conf.name, conf.slug, conf.address), locale=locale, date_label=date_label,
+    body = render_digest(views, ListView(conf.name, conf.slug, conf.address, sender=parseaddr(conf.from_)[0]), locale=locale, date_label=date_label,
                          subject=subject, override_dir=settings.templates.dir)
     greet_html, greet_text = greeting(locale, "Preview Reader")
     html, _ = personalise(body.html, body.text, body.token, greeting_html=greet_html, greeting_text=greet_text,

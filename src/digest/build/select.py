@@ -13,6 +13,8 @@ HALF_LIFE_HOURS = 18.0
 def score(story: Story, now: dt.datetime) -> float:
     """Coverage breadth, source weight and freshness; a story many outlets carry leads."""
     sources = {a.source_id: a.source.weight for a in story.articles}
+    # Syndicated copies were deduped into one article; each source that carried it still counts.
+    sources.update({s.source_id: s.source.weight for a in story.articles for s in a.sightings})
     breadth = math.log2(1 + len(sources))
     weight = max(sources.values(), default=1.0)
     age_hours = max(0.0, (now - story.last_updated_at).total_seconds() / 3600)

@@ -8,10 +8,12 @@ import sys
 import click
 
 from digest import __version__
+from digest.cli.admin_cmds import admin
 from digest.cli.audience_cmds import subscribers
 from digest.cli.demo_cmd import demo
-from digest.cli.ops_cmds import db, init, preview, schedule, scheduler, serve, worker
-from digest.cli.pipeline_cmds import build, gather, group, run, send, sources, status
+from digest.cli.dispatch_cmds import bounces, edition, send, status, worker
+from digest.cli.ops_cmds import db, init, preview, schedule, scheduler, serve
+from digest.cli.pipeline_cmds import build, gather, group, run, sources
 from digest.errors import DigestError
 
 
@@ -29,7 +31,7 @@ def cli(ctx: click.Context, config_path: str | None, verbose: int) -> None:
 
 
 for command in (init, demo, gather, sources, group, run, build, send, status, subscribers, preview, schedule, scheduler, worker,
-                serve, db):
+                serve, db, edition, bounces, admin):
     cli.add_command(command)
 
 

@@ -1,4 +1,4 @@
-"""`digest subscribers …`: CSV import and export, lists-as-files sync."""
+"""`digest subscribers …`: CSV import and export, lists-as-files sync (`digest.audience.listfiles`)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import click
 from rich.table import Table
 
 from digest.audience.confirmations import send_confirmations
+from digest.audience.listfiles import sync_folder
 from digest.audience.subscribers import ImportReport, export_csv, import_csv
 from digest.cli.common import emit_json, err_console, json_option, out_console, settings_from
 from digest.db import audience as queries
@@ -87,25 +88,24 @@ def export(ctx: click.Context, list_slug: str) -> None:
 @json_option
 @click.pass_context
 def sync(ctx: click.Context, folder: Path, as_json: bool) -> None:
-    """Import FOLDER/<list-slug>.csv for every configured list (lists-as-files); idempotent.
+    """Lists as files: FOLDER/<slug>.toml defines a list, FOLDER/<slug>.csv holds its subscribers; idempotent.
 
-    The files are the admin's own records, so their rows count as confirmed.
+    The files are the admin's own records, so their rows count as confirmed. Bad rows and files are
+    reported; the good ones import.
     """
     settings = settings_from(ctx)
-    database = connect(settings)
-    results = {}
-    for conf in settings.lists:
-        csv_file = folder / f"{conf.slug}.csv"
-        if csv_file.exists():
-            report = _import_file(database, settings, csv_file, conf.slug, confirmed=True, source=f"sync:{csv_file.name}")
-            results[conf.slug] = report
-            if not as_json:
-                _show(report, csv_file, False, 0, [])
-    unknown = sorted(p.stem for p in folder.glob("*.csv") if p.stem not in {c.slug for c in settings.lists})
+    report = sync_folder(connect(settings), settings, folder)
     if as_json:
-        emit_json({"lists": {slug: r.as_dict() for slug, r in results.items()}, "ignored_files": unknown})
-    elif unknown:
-        err_console.print(f"[yellow]ignored (no such list in the config):[/] {', '.join(unknown)}")
-    if not results:
-        raise DigestError(f"no <list>.csv files in {folder} for the configured lists "
+        emit_json(report.as_dict())
+    else:
+        for slug, result in report.imported.items():
+            _show(result, folder / f"{slug}.csv", False, 0, [])
+        if report.defined:
+            out_console.print(f"lists defined by files: {', '.join(report.defined)}")
+        for name, problem in report.problems:
+            err_console.print(f"[yellow]{name}:[/] {problem}")
+        if report.ignored:
+            err_console.print(f"[yellow]ignored (no such list):[/] {', '.join(report.ignored)}")
+    if not report.imported and not report.defined:
+        raise DigestError(f"no <list>.csv or <list>.toml files in {folder} for the configured lists "
                           f"({', '.join(c.slug for c in settings.lists) or 'none'})")

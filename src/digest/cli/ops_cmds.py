@@ -1,4 +1,4 @@
-"""Operating verbs: init, db upgrade, preview, scheduler, worker, serve."""
+"""Operating verbs: init, db upgrade, preview, scheduler, serve (worker: dispatch_cmds)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from digest.build.preview import preview_html
 from digest.cli.common import emit_json, err_console, json_option, out_console, parse_instant, settings_from
 from digest.db.models import utcnow
 from digest.db.session import Database, upgrade
-from digest.dispatch.worker import Dispatcher
 from digest.pipeline import connect
 from digest.schedule.leader import Leadership
 from digest.schedule.tick import tick
@@ -175,32 +174,11 @@ def schedule(ctx: click.Context, now_text: str | None, as_json: bool) -> None:
 
 
 @click.command()
-@click.option("--poll", default=5.0, show_default=True, help="Seconds to wait when nothing is due.")
-@click.option("--once", is_flag=True, help="Send what is due, then exit.")
-@click.pass_context
-def worker(ctx: click.Context, poll: float, once: bool) -> None:
-    """A send worker: claims due deliveries and sends them until stopped (SIGTERM finishes the current message)."""
-    settings = settings_from(ctx)
-    database = connect(settings)
-    stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
-    dispatcher = Dispatcher(database, settings)
-    err_console.print(f"worker {dispatcher.worker_id} started")
-    while not stopping.is_set():
-        report = dispatcher.run(should_stop=stopping.is_set)
-        if report.sent or report.failed or report.deferred:
-            err_console.print(f"sent {report.sent}, deferred {report.deferred}, failed {report.failed}")
-        if once:
-            break
-        stopping.wait(poll)
-
-
-@click.command()
 @click.option("--host", default=None, help="Address to listen on (default: web.host).")
 @click.option("--port", default=None, type=int, help="Port (default: web.port).")
 @click.pass_context
 def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
-    """Serve the public pages (subscribe, confirm, unsubscribe, preferences) and /healthz."""
+    """Serve the public pages, the admin UI (/admin), the REST API (/api) and /healthz."""
     import uvicorn
 
     from digest.web.app import create_app

@@ -1,4 +1,4 @@
-"""Verbs that run pipeline stages: gather, sources, group, run, build, send, status."""
+"""Verbs that run pipeline stages: gather, sources, group, run, build (send and status: dispatch_cmds)."""
 
 from __future__ import annotations
 
@@ -8,15 +8,12 @@ from pathlib import Path
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.markup import escape
 from rich.table import Table
 
 from digest.build.edition import build_edition
 from digest.cli.common import emit_json, err_console, interactive, json_option, out_console, parse_instant, settings_from
-from digest.db import deliveries as ledger
-from digest.db import editions as edition_queries
 from digest.db import sources as source_queries
-from digest.db.models import Edition, utcnow
-from digest.dispatch.worker import Dispatcher, DispatchReport
 from digest.errors import DigestError
 from digest.gather import SourceOutcome, gather_sources
 from digest.group.offline import group_file
@@ -28,11 +25,13 @@ strict_option = click.option("--strict", is_flag=True, help="Exit non-zero when 
 
 def _sources_table(outcomes: list[SourceOutcome]) -> Table:
     table = Table(title="Sources", title_justify="left")
-    for column in ("source", "status", "items", "new", "error"):
+    for column in ("source", "status", "items", "new", "dupes", "ms", "error"):
         table.add_column(column)
     for o in outcomes:
         colour = "green" if o.ok else "red"
-        table.add_row(o.source, f"[{colour}]{o.status}[/]", str(o.seen_items), str(o.new_items), o.error)
+        note = o.error or (f"moved to {o.moved_to}" if o.moved_to else "") or (f"until {o.retry_at}" if o.retry_at else "")
+        table.add_row(escape(o.source), f"[{colour}]{o.status}[/]", str(o.seen_items), str(o.new_items),
+                      str(o.duplicates), str(o.elapsed_ms), escape(note))
     return table
 
 
@@ -57,24 +56,23 @@ def gather(ctx: click.Context, as_json: bool, strict: bool) -> None:
 @json_option
 @click.pass_context
 def sources(ctx: click.Context, as_json: bool) -> None:
-    """Show each source's health: last success, last error, consecutive failures."""
+    """Show each source's health: last success, last error, consecutive failures, items seen."""
     settings = settings_from(ctx)
     database = connect(settings)
     with database.session() as session:
         source_queries.sync_sources(session, settings.sources)
-        rows = [{"name": s.name, "url": s.url, "enabled": s.enabled, "last_success_at": s.last_success_at,
-                 "last_error": s.last_error, "consecutive_failures": s.consecutive_failures, "items_seen": s.items_seen}
-                for s in source_queries.all_sources(session)]
+        rows = [source_queries.health(s) for s in source_queries.all_sources(session)]
     if as_json:
         emit_json({"sources": rows})
         return
     table = Table(title="Sources", title_justify="left")
-    for column in ("name", "enabled", "last success", "failures", "items", "last error"):
+    for column in ("name", "state", "last success", "failures", "items", "last error"):
         table.add_column(column)
     for r in rows:
         success = r["last_success_at"].strftime("%Y-%m-%d %H:%M") if r["last_success_at"] else "never"
-        table.add_row(r["name"], "yes" if r["enabled"] else "no", success, str(r["consecutive_failures"]),
-                      str(r["items_seen"]), r["last_error"] or "")
+        colour = {"ok": "green", "failing": "red", "retired": "red", "waiting": "yellow"}.get(r["state"], "dim")
+        table.add_row(escape(r["name"]), f"[{colour}]{r['state']}[/]", success, str(r["consecutive_failures"]),
+                      str(r["items_seen"]), escape(r["last_error"] or ""))
     out_console.print(table)
 
 
@@ -127,80 +125,6 @@ def run(ctx: click.Context, list_slug: str, as_json: bool, strict: bool, now_tex
 def build(ctx: click.Context, list_slug: str, as_json: bool, strict: bool, now_text: str | None) -> None:
     """Gather, group, build and enqueue the current edition of LIST, without sending."""
     _run_or_build(ctx, list_slug, as_json, strict, now_text, send=False)
-
-
-@click.command()
-@click.argument("list_slug", metavar="[LIST]", required=False)
-@click.option("--retry-failed", is_flag=True, help="Queue failed deliveries again before sending.")
-@json_option
-@click.pass_context
-def send(ctx: click.Context, list_slug: str | None, retry_failed: bool, as_json: bool) -> None:
-    """Send what is queued (for LIST, or for every list) in this process, then exit."""
-    settings = settings_from(ctx)
-    database = connect(settings)
-    edition_ids = None
-    with database.session() as session:
-        if list_slug:
-            settings.get_list(list_slug)
-            from digest.db.audience import list_by_slug
-
-            row = list_by_slug(session, list_slug)
-            edition_ids = [e.id for e in edition_queries.editions_of_list(session, row.id, limit=1000)] if row else []
-        requeued = ledger.retry_failed(session, edition_ids, utcnow()) if retry_failed else 0
-    with _progress(None, "sending") as advance:
-        report = Dispatcher(database, settings).run(edition_ids=edition_ids, progress=lambda _r: advance())
-    if as_json:
-        emit_json({**report.as_dict(), "requeued": requeued})
-    else:
-        out_console.print(f"sent {report.sent}, deferred {report.deferred}, failed {report.failed} "
-                          f"in {report.elapsed_seconds:.1f}s ({report.rate:.0f}/s)" + (f"; requeued {requeued}" if requeued else ""))
-
-
-@click.command()
-@click.argument("edition_id", metavar="[EDITION]", type=int, required=False)
-@json_option
-@click.pass_context
-def status(ctx: click.Context, edition_id: int | None, as_json: bool) -> None:
-    """Deliveries by state, send rate and top errors (for EDITION, or each list's newest edition)."""
-    settings = settings_from(ctx)
-    database = connect(settings)
-    with database.session() as session:
-        if edition_id is not None:
-            edition = session.get(Edition, edition_id)
-            if edition is None:
-                raise DigestError(f"no edition {edition_id}; `digest status` lists the newest ones")
-            editions = [edition]
-        else:
-            editions = edition_queries.latest_editions(session)
-        data = [_edition_status(session, e) for e in editions]
-    if as_json:
-        emit_json({"editions": data})
-        return
-    if not data:
-        out_console.print("no editions yet: run `digest build LIST` or `digest run LIST`")
-        return
-    table = Table(title="Editions", title_justify="left")
-    for column in ("id", "list", "period", "status", "deliveries", "rate/s", "top error"):
-        table.add_column(column)
-    for d in data:
-        counts = ", ".join(f"{k} {v}" for k, v in sorted(d["deliveries"].items())) or "none"
-        top = d["top_errors"][0]["reply"] if d["top_errors"] else ""
-        table.add_row(str(d["id"]), d["list"], d["period"], d["status"], counts, f"{d['rate_per_second']:.1f}", top)
-    out_console.print(table)
-
-
-def _edition_status(session: object, edition: Edition) -> dict[str, object]:
-    from sqlalchemy.orm import Session
-
-    assert isinstance(session, Session)
-    counts = edition_queries.edition_counts(session, edition.id)
-    first, last = edition_queries.send_window(session, edition.id)
-    span = (last - first).total_seconds() if first and last else 0.0
-    rate = (counts.get("sent", 0) / span) if span > 0 else 0.0
-    return {"id": edition.id, "list": edition.mailing_list.slug, "period": edition.period, "status": edition.status,
-            "subject": edition.subject, "skip_reason": edition.skip_reason, "deliveries": counts,
-            "rate_per_second": round(rate, 1),
-            "top_errors": [{"reply": r, "count": c} for r, c in edition_queries.top_errors(session, edition.id)]}
 
 
 def _print_run(report: RunReport) -> None:

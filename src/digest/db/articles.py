@@ -1,48 +1,100 @@
-"""Queries about articles."""
+"""Queries about articles and their sightings (which sources carried each article)."""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
+from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session, selectinload
 
-from digest.db.models import Article, Source
-from digest.gather.items import Item
+from digest.db.models import Article, ArticleSighting
+
+_CHUNK = 500  # stay under SQLite's bound-parameter limit in IN (...) lists
 
 
-def store_items(session: Session, source: Source, items: list[Item], now: dt.datetime) -> int:
-    """Insert the items not seen before; returns how many were new.
+def seen_guids(session: Session, source_id: int, guids: Iterable[str]) -> set[str]:
+    """Which of these GUIDs this source has carried before (as the origin or as a copy)."""
+    found: set[str] = set()
+    for chunk in _chunks(list(set(guids))):
+        query = select(ArticleSighting.guid).where(ArticleSighting.source_id == source_id, ArticleSighting.guid.in_(chunk))
+        found.update(session.scalars(query))
+    return found
 
-    Repeats are harmless: (source, guid) is unique, and an item whose canonical
-    URL another source already brought is the same article.
+
+def guids_seen_at(session: Session, source_id: int) -> set[str]:
+    """Every GUID this source has carried."""
+    return set(session.scalars(select(ArticleSighting.guid).where(ArticleSighting.source_id == source_id)))
+
+
+def articles_by_url(session: Session, urls: Iterable[str]) -> dict[str, int]:
+    """Canonical URL → the first article stored under it."""
+    found: dict[str, int] = {}
+    for chunk in _chunks([u for u in set(urls) if u]):
+        query = select(Article.canonical_url, Article.id).where(Article.canonical_url.in_(chunk)).order_by(Article.id.desc())
+        found.update((url, article_id) for url, article_id in session.execute(query))
+    return found
+
+
+def sighted_articles(session: Session, source_id: int, article_ids: Iterable[int]) -> set[int]:
+    """Which of these articles this source is already recorded as carrying."""
+    found: set[int] = set()
+    for chunk in _chunks(list(set(article_ids))):
+        query = select(ArticleSighting.article_id).where(ArticleSighting.source_id == source_id,
+                                                         ArticleSighting.article_id.in_(chunk))
+        found.update(session.scalars(query))
+    return found
+
+
+def recent_fingerprints(session: Session, since: dt.datetime) -> list[tuple[int, bytes]]:
+    query = select(Article.id, Article.fingerprint).where(Article.published_at >= since, Article.fingerprint.is_not(None))
+    return [(article_id, fp) for article_id, fp in session.execute(query) if fp]
+
+
+def insert_articles(session: Session, source_id: int, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert one source's new articles in one executemany; their ids, in the order given.
+
+    The ids are read back by the (source, guid) unique key: an ordered RETURNING would make SQLAlchemy fall
+    back to one INSERT per row on SQLite.
     """
-    if not items:
-        return 0
-    guids = {i.guid for i in items}
-    known_guids = set(session.scalars(select(Article.guid).where(Article.source_id == source.id, Article.guid.in_(guids))))
-    urls = {i.url for i in items if i.url}
-    known_urls = set(session.scalars(select(Article.canonical_url).where(Article.canonical_url.in_(urls)))) if urls else set()
-    new = 0
-    for item in items:
-        if item.guid in known_guids or (item.url and item.url in known_urls):
-            continue
-        published = item.published_at or now
-        if published > now:  # clocks and typos: the future is now
-            published = now
-        session.add(Article(
-            source_id=source.id, guid=item.guid, url=item.url, canonical_url=item.url, title=item.title,
-            summary_html=item.summary_html, text=item.text, author=item.author, language=item.language,
-            image_url=item.image_url, published_at=published, fetched_at=now,
-            topics=sorted(set(source.topics or []) | set(item.tags)),
-        ))
-        known_guids.add(item.guid)
-        if item.url:
-            known_urls.add(item.url)
-        new += 1
-    session.flush()
-    return new
+    if not rows:
+        return []
+    session.execute(insert(Article.__table__), rows)  # Core executemany: the ORM bulk path costs ~2× per row
+    ids: dict[str, int] = {}
+    for chunk in _chunks([r["guid"] for r in rows]):
+        query = select(Article.guid, Article.id).where(Article.source_id == source_id, Article.guid.in_(chunk))
+        ids.update((guid, article_id) for guid, article_id in session.execute(query))
+    return [ids[r["guid"]] for r in rows]
+
+
+def articles_by_id(session: Session, ids: Iterable[int]) -> dict[int, Article]:
+    found: dict[int, Article] = {}
+    for chunk in _chunks(list(set(ids))):
+        found.update((a.id, a) for a in session.scalars(select(Article).where(Article.id.in_(chunk))))
+    return found
+
+
+def add_sightings(session: Session, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        session.execute(insert(ArticleSighting.__table__), rows)
+
+
+def sightings_of(session: Session, article_ids: Iterable[int]) -> dict[int, list[ArticleSighting]]:
+    """Every source that carried each article, the origin first (for "Sources: A, B" lines)."""
+    result: dict[int, list[ArticleSighting]] = {}
+    for chunk in _chunks(list(set(article_ids))):
+        query = (select(ArticleSighting).where(ArticleSighting.article_id.in_(chunk))
+                 .options(selectinload(ArticleSighting.source)).order_by(ArticleSighting.seen_at, ArticleSighting.id))
+        for sighting in session.scalars(query):
+            result.setdefault(sighting.article_id, []).append(sighting)
+    return result
 
 
 def articles_since(session: Session, since: dt.datetime) -> list[Article]:
     return list(session.scalars(select(Article).where(Article.published_at >= since).order_by(Article.published_at, Article.id)))
+
+
+def _chunks(values: list[Any]) -> Iterable[list[Any]]:
+    for start in range(0, len(values), _CHUNK):
+        yield values[start:start + _CHUNK]

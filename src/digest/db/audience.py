@@ -5,13 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from digest.config import ListConfig
-from digest.db.models import (Event, MailingList, Subscriber, Subscription, SubscriptionStatus, Suppression,
-                              utcnow)
+from digest.db.models import Consent, Event, MailingList, Subscriber, Subscription, SubscriptionStatus, Suppression, utcnow
 
 
 def sync_lists(session: Session, configured: list[ListConfig]) -> dict[str, MailingList]:
@@ -60,6 +59,13 @@ def is_suppressed(session: Session, email: str) -> bool:
     return session.scalar(select(func.count()).select_from(Suppression).where(Suppression.email == email)) > 0
 
 
+def suppressed_among(session: Session, emails: list[str]) -> set[str]:
+    """The suppressed addresses among `emails`, in one query."""
+    if not emails:
+        return set()
+    return set(session.scalars(select(Suppression.email).where(Suppression.email.in_(emails))))
+
+
 def suppress(session: Session, email: str, reason: str) -> None:
     if not is_suppressed(session, email):
         session.add(Suppression(email=email, reason=reason))
@@ -100,3 +106,77 @@ def counts_by_status(session: Session, list_id: int) -> dict[str, int]:
     rows = session.execute(select(Subscription.status, func.count()).where(Subscription.list_id == list_id)
                            .group_by(Subscription.status))
     return {str(status): count for status, count in rows}
+
+
+# --- consent records ------------------------------------------------------------------------------
+
+def record_consent(session: Session, subscriber_id: int, list_id: int | None, action: str, *, ip: str = "",
+                   source: str = "", wording_version: str = "", now: dt.datetime | None = None) -> Consent:
+    row = Consent(subscriber_id=subscriber_id, list_id=list_id, action=action, ip=ip[:64], source=source,
+                  wording_version=wording_version[:40], created_at=now or utcnow())
+    session.add(row)
+    return row
+
+
+def consents_of(session: Session, subscriber_id: int) -> list[Consent]:
+    return list(session.scalars(select(Consent).where(Consent.subscriber_id == subscriber_id)
+                                .order_by(Consent.created_at, Consent.id)))
+
+
+# --- subscribers: search, edit, erase -------------------------------------------------------------
+
+def subscriptions_of(session: Session, subscriber_id: int) -> list[Subscription]:
+    query = (select(Subscription).where(Subscription.subscriber_id == subscriber_id)
+             .options(selectinload(Subscription.mailing_list)).order_by(Subscription.list_id))
+    return list(session.scalars(query))
+
+
+def search_subscribers(session: Session, *, q: str = "", list_id: int | None = None, status: str | None = None,
+                       limit: int = 50, offset: int = 0) -> tuple[list[Subscriber], int]:
+    """A page of subscribers matching the filters, and how many match in all."""
+    query = select(Subscriber)
+    if q:
+        pattern = "%" + q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        query = query.where(or_(func.lower(Subscriber.email).like(pattern, escape="\\"),
+                                func.lower(Subscriber.name).like(pattern, escape="\\")))
+    if list_id is not None or status is not None:
+        conditions = [Subscription.subscriber_id == Subscriber.id]
+        if list_id is not None:
+            conditions.append(Subscription.list_id == list_id)
+        if status is not None:
+            conditions.append(Subscription.status == status)
+        query = query.where(exists().where(*conditions))
+    total = int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
+    rows = session.scalars(query.order_by(Subscriber.email).limit(limit).offset(offset))
+    return list(rows), total
+
+
+def erase_subscriber(session: Session, subscriber_id: int) -> bool:
+    """Delete the person (GDPR erasure): subscriptions, consents and ledger rows go with them; events lose the link."""
+    result = session.execute(delete(Subscriber).where(Subscriber.id == subscriber_id))
+    session.expunge_all()  # rows deleted by cascade must not linger in the identity map
+    return bool(result.rowcount)
+
+
+# --- suppressions ---------------------------------------------------------------------------------
+
+def suppressions(session: Session, *, q: str = "", limit: int = 100, offset: int = 0) -> tuple[list[Suppression], int]:
+    query = select(Suppression)
+    if q:
+        query = query.where(func.lower(Suppression.email).contains(q.lower(), autoescape=True))
+    total = int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
+    rows = session.scalars(query.order_by(Suppression.created_at.desc(), Suppression.id.desc()).limit(limit).offset(offset))
+    return list(rows), total
+
+
+def unsuppress(session: Session, email: str) -> bool:
+    return bool(session.execute(delete(Suppression).where(Suppression.email == email)).rowcount)
+
+
+def lists_with_counts(session: Session) -> list[tuple[MailingList, dict[str, int]]]:
+    rows = session.execute(select(Subscription.list_id, Subscription.status, func.count())
+                           .group_by(Subscription.list_id, Subscription.status))
+    counts: dict[int, dict[str, int]] = {}
+    for list_id, status, count in rows:
+        counts.setdefault(list_id, {})[str(status)] = int(count)
+    return [(m, counts.get(m.id, {})) for m in session.scalars(select(MailingList).order_by(MailingList.slug))]

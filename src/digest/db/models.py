@@ -10,7 +10,7 @@ import datetime as dt
 import enum
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Enum, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, DateTime, Enum, Float, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
@@ -60,6 +60,11 @@ class Source(Base):
     consecutive_failures: Mapped[int] = mapped_column(default=0)
     items_seen: Mapped[int] = mapped_column(default=0)
     retired_at: Mapped[dt.datetime | None]
+    # The URL as last configured: a 301 may move `url` on, and only a change in the config moves it back.
+    config_url: Mapped[str | None] = mapped_column(Text)
+    # Retry-After from a 429/503 answer: the source is not asked again before this.
+    next_fetch_at: Mapped[dt.datetime | None]
+    last_status: Mapped[int | None]
 
 
 class Story(Base):
@@ -95,9 +100,34 @@ class Article(Base):
     published_at: Mapped[dt.datetime] = mapped_column(index=True)
     fetched_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     story_id: Mapped[int | None] = mapped_column(ForeignKey("stories.id", ondelete="SET NULL"), index=True)
+    # MinHash signature of the text (see gather/dedupe.py); None when the text is too short to compare.
+    fingerprint: Mapped[bytes | None] = mapped_column(LargeBinary)
 
     source: Mapped[Source] = relationship()
     story: Mapped[Story | None] = relationship(back_populates="articles")
+    sightings: Mapped[list[ArticleSighting]] = relationship(back_populates="article", order_by="ArticleSighting.seen_at",
+                                                            cascade="all, delete-orphan", passive_deletes=True)
+
+
+class ArticleSighting(Base):
+    """One source carrying one article: the origin, and every syndicated or re-posted copy deduped into it."""
+
+    __tablename__ = "article_sightings"
+    __table_args__ = (
+        UniqueConstraint("article_id", "source_id", name="uq_sighting_article_source"),
+        Index("ix_sighting_source_guid", "source_id", "guid"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"))
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
+    guid: Mapped[str] = mapped_column(String(1000))
+    url: Mapped[str] = mapped_column(Text, default="")
+    seen_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    how: Mapped[str] = mapped_column(String(20), default="origin")  # origin | url | text
+
+    article: Mapped[Article] = relationship(back_populates="sightings")
+    source: Mapped[Source] = relationship()
 
 
 class MailingList(Base):
@@ -130,6 +160,8 @@ class SubscriptionStatus(enum.StrEnum):
     pending = "pending"
     confirmed = "confirmed"
     unsubscribed = "unsubscribed"
+    # Chosen in the preference centre: kept, but not enqueued (enqueue takes only confirmed rows) until resumed.
+    paused = "paused"
 
 
 class Subscription(Base):
@@ -143,10 +175,14 @@ class Subscription(Base):
     topics: Mapped[list[str]] = mapped_column(default=list)
     # Subscribers with the same topic choice share one compiled variant; '' means every topic.
     topics_key: Mapped[str] = mapped_column(String(64), default="")
+    # "daily": every edition of the list; "weekly": one edition a week, on weekly_day (0 = Monday).
+    frequency: Mapped[str] = mapped_column(String(10), default="daily", server_default="daily")
+    weekly_day: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     confirmed_at: Mapped[dt.datetime | None]
     unsubscribed_at: Mapped[dt.datetime | None]
     consent_source: Mapped[str] = mapped_column(Text, default="")
+    paused_at: Mapped[dt.datetime | None]
 
     subscriber: Mapped[Subscriber] = relationship()
     mailing_list: Mapped[MailingList] = relationship()
@@ -159,6 +195,7 @@ class Edition(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     list_id: Mapped[int] = mapped_column(ForeignKey("lists.id", ondelete="CASCADE"))
     period: Mapped[str] = mapped_column(String(40))
+    kind: Mapped[str] = mapped_column(String(10), default="daily", server_default="daily")  # daily | weekly
     status: Mapped[str] = mapped_column(String(20), default="building")  # building|ready|skipped|sending|done|paused|cancelled
     subject: Mapped[str] = mapped_column(Text, default="")
     story_ids: Mapped[list[int]] = mapped_column(default=list)
@@ -196,6 +233,7 @@ class DeliveryState(enum.StrEnum):
     failed = "failed"
     suppressed = "suppressed"
     skipped = "skipped"
+    cancelled = "cancelled"
 
 
 class Delivery(Base):
@@ -203,6 +241,8 @@ class Delivery(Base):
     __table_args__ = (
         UniqueConstraint("edition_id", "subscriber_id", name="uq_delivery_edition_subscriber"),
         Index("ix_delivery_state_due", "state", "next_attempt_at"),
+        Index("ix_delivery_worker", "worker_id"),
+        Index("ix_delivery_message_id", "message_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -218,6 +258,9 @@ class Delivery(Base):
     message_id: Mapped[str] = mapped_column(Text, default="")
     sent_at: Mapped[dt.datetime | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # A DSN or complaint that came back later for this delivery (VERP): hard | soft | complaint.
+    bounce_kind: Mapped[str | None] = mapped_column(String(20))
+    bounced_at: Mapped[dt.datetime | None]
 
     subscriber: Mapped[Subscriber] = relationship()
     edition: Mapped[Edition] = relationship()
@@ -230,6 +273,21 @@ class Suppression(Base):
     email: Mapped[str] = mapped_column(String(320), unique=True)
     reason: Mapped[str] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    kind: Mapped[str] = mapped_column(String(20), default="admin")  # admin | hard_bounce | soft_bounce | complaint
+
+
+class BounceScore(Base):
+    """Per address: hard bounces counted, soft bounces as a decaying score; thresholds turn them into suppression."""
+
+    __tablename__ = "bounce_scores"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    hard_count: Mapped[int] = mapped_column(default=0)
+    soft_count: Mapped[int] = mapped_column(default=0)
+    soft_score: Mapped[float] = mapped_column(Float, default=0.0)
+    last_bounce_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_reason: Mapped[str] = mapped_column(Text, default="")
 
 
 class Event(Base):
@@ -243,3 +301,49 @@ class Event(Base):
     edition_id: Mapped[int | None] = mapped_column(ForeignKey("editions.id", ondelete="SET NULL"))
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Consent(Base):
+    """Proof of consent, kept per subscriber and list: when, from where, how, and which wording they agreed to."""
+
+    __tablename__ = "consents"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"), index=True)
+    list_id: Mapped[int | None] = mapped_column(ForeignKey("lists.id", ondelete="CASCADE"))
+    action: Mapped[str] = mapped_column(String(20))  # requested | confirmed | imported | preferences | withdrawn
+    ip: Mapped[str] = mapped_column(String(64), default="")
+    source: Mapped[str] = mapped_column(Text, default="")
+    wording_version: Mapped[str] = mapped_column(String(40), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class AdminUser(Base):
+    """A person who may use the admin UI; the password is an argon2 hash."""
+
+    __tablename__ = "admin_users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(100), unique=True)
+    password_hash: Mapped[str] = mapped_column(Text)
+    role: Mapped[str] = mapped_column(String(10), default="viewer")  # admin | viewer
+    failed_logins: Mapped[int] = mapped_column(default=0)
+    locked_until: Mapped[dt.datetime | None]
+    last_login_at: Mapped[dt.datetime | None]
+    # Part of every session cookie: bumping it (logout, password change) ends all of the user's sessions.
+    session_epoch: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ApiToken(Base):
+    """A bearer token for /api; only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(10), default="viewer")  # admin | viewer
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[dt.datetime | None]
+    revoked_at: Mapped[dt.datetime | None]

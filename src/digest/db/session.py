@@ -125,3 +125,28 @@ def open_database(url: str, *, echo: bool = False, auto_upgrade: bool = True) ->
         upgrade(database)
         return database
     raise DigestError(f"database is at revision {current or 'none'}, code expects {head}: run `digest db upgrade`")
+
+
+BUILD_LOCK_KEY = 0x6469_6765_7374_0001
+
+
+@contextmanager
+def exclusive(database: Database, key: int = BUILD_LOCK_KEY) -> Iterator[None]:
+    """Run a block in one process at a time across the cluster (PostgreSQL advisory lock; waits).
+
+    gather → group → build rewrites story membership; two processes doing it at once on one database would
+    move each other's articles between stories. SQLite needs nothing: its writers are serialised already.
+    """
+    if database.is_sqlite:
+        yield
+        return
+    from sqlalchemy import text
+
+    with database.engine.connect() as conn:
+        conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+            conn.commit()

@@ -7,7 +7,7 @@ import datetime as dt
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from digest.db.models import Article, Story
+from digest.db.models import Article, ArticleSighting, Story
 
 
 def articles_in_window(session: Session, since: dt.datetime) -> list[Article]:
@@ -17,8 +17,7 @@ def articles_in_window(session: Session, since: dt.datetime) -> list[Article]:
 
 
 def recent_stories(session: Session, since: dt.datetime) -> list[Story]:
-    query = (select(Story).where(Story.last_updated_at >= since)
-             .options(selectinload(Story.articles).selectinload(Article.source))
+    query = (select(Story).where(Story.last_updated_at >= since).options(*_with_sources())
              .order_by(Story.last_updated_at.desc(), Story.id))
     return list(session.scalars(query))
 
@@ -26,5 +25,12 @@ def recent_stories(session: Session, since: dt.datetime) -> list[Story]:
 def stories_by_id(session: Session, ids: list[int]) -> dict[int, Story]:
     if not ids:
         return {}
-    query = select(Story).where(Story.id.in_(ids)).options(selectinload(Story.articles).selectinload(Article.source))
+    query = select(Story).where(Story.id.in_(ids)).options(*_with_sources())
     return {s.id: s for s in session.scalars(query)}
+
+
+def _with_sources() -> tuple[object, ...]:
+    """Each story's articles, their origin source and every source that carried a syndicated copy."""
+    articles = selectinload(Story.articles)
+    return (articles.selectinload(Article.source),
+            articles.selectinload(Article.sightings).selectinload(ArticleSighting.source))

@@ -2,33 +2,68 @@
 
 The callback between RCPT and DATA is where the ledger marks a row
 "transmitting": a crash before it leaves the row safely re-sendable, a crash
-after it leaves the row ambiguous (see `digest.db.deliveries`).
+after it leaves the row ambiguous (see `digest.db.deliveries`). A live
+transport that loses the connection after the server's 354 raises
+`AmbiguousDispatchError`, so the worker applies the same policy as after a crash.
+
+Servers are tried in order (`smtp.host`, then `smtp.failover`) on every
+(re)connect, so the primary is used again as soon as it is back. A 421 reply
+closes the connection (RFC 5321 §3.8); the next send reconnects.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import smtplib
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from digest.config import SmtpSettings
-from digest.errors import PermanentDispatchError, TransientDispatchError
+from digest.errors import ConfigError, DispatchError, PermanentDispatchError, TransientDispatchError
 
 log = logging.getLogger(__name__)
+
+_LEADING_DOT = re.compile(rb"(?m)^\.")
+
+
+class AmbiguousDispatchError(TransientDispatchError):
+    """The connection failed after the message was handed over: the server may or may not have it."""
+
+
+class ClaimLostError(TransientDispatchError):
+    """The ledger refused the row before DATA (lease lost, edition paused or cancelled): nothing was sent."""
+
+
+def stage_of(exc: DispatchError) -> str:
+    """Where the exchange failed: connect, MAIL FROM, RCPT TO, DATA (or '' when unknown)."""
+    return str(getattr(exc, "stage", ""))
 
 
 @dataclass
 class SendResult:
     code: int
     reply: str
+    server: str = ""
+
+
+def parse_servers(settings: SmtpSettings) -> list[tuple[str, int]]:
+    servers = [(settings.host, settings.port)]
+    for item in settings.failover:
+        host, _, port = item.rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError("smtp.failover", f"{item!r} is not host:port", 'write e.g. "relay2.example.org:587"')
+        servers.append((host.strip("[]"), int(port)))
+    return servers
 
 
 class SmtpTransport:
     def __init__(self, settings: SmtpSettings, password: str | None = None) -> None:
         self.settings = settings
         self.password = password
+        self.servers = parse_servers(settings)
+        self.server = ""
         self._conn: smtplib.SMTP | None = None
 
     def __enter__(self) -> SmtpTransport:
@@ -38,13 +73,28 @@ class SmtpTransport:
         self.close()
 
     def _connect(self) -> smtplib.SMTP:
+        problems = []
+        for host, port in self.servers:
+            try:
+                conn = self._open(host, port)
+            except PermanentDispatchError:
+                raise
+            except (OSError, smtplib.SMTPException) as exc:
+                problems.append(f"{host}:{port}: {exc}")
+                continue
+            self.server = f"{host}:{port}"
+            log.info("connected to SMTP %s", self.server)
+            return conn
+        raise _staged(TransientDispatchError(f"cannot connect to SMTP: {'; '.join(problems)}"), "connect")
+
+    def _open(self, host: str, port: int) -> smtplib.SMTP:
         s = self.settings
+        if s.ssl:
+            conn: smtplib.SMTP = smtplib.SMTP_SSL(host, port, timeout=s.timeout, local_hostname=s.helo_name,
+                                                  context=ssl.create_default_context())
+        else:
+            conn = smtplib.SMTP(host, port, timeout=s.timeout, local_hostname=s.helo_name)
         try:
-            if s.ssl:
-                conn: smtplib.SMTP = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout, local_hostname=s.helo_name,
-                                                      context=ssl.create_default_context())
-            else:
-                conn = smtplib.SMTP(s.host, s.port, timeout=s.timeout, local_hostname=s.helo_name)
             conn.ehlo()
             if s.starttls and not s.ssl:
                 conn.starttls(context=ssl.create_default_context())
@@ -52,39 +102,53 @@ class SmtpTransport:
             if s.username:
                 conn.login(s.username, self.password or "")
         except smtplib.SMTPAuthenticationError as exc:
-            raise PermanentDispatchError(f"SMTP AUTH refused: {exc.smtp_code} {_text(exc.smtp_error)}", exc.smtp_code) from None
-        except (OSError, smtplib.SMTPException) as exc:
-            raise TransientDispatchError(f"cannot connect to SMTP {s.host}:{s.port}: {exc}") from None
-        log.info("connected to SMTP %s:%d", s.host, s.port)
+            conn.close()
+            raise _staged(PermanentDispatchError(f"SMTP AUTH refused by {host}:{port}: {exc.smtp_code} "
+                                                 f"{_text(exc.smtp_error)}", exc.smtp_code), "connect") from None
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     def send(self, sender: str, recipient: str, message: bytes,
              before_data: Callable[[], bool] | None = None) -> SendResult:
-        """Send one message. Raises Transient/PermanentDispatchError with the server's reply."""
+        """Send one message. Raises Transient/Permanent/AmbiguousDispatchError with the server's reply."""
         conn, (code, reply) = self._mail_from(sender)
+        handed_over = False
         try:
             if code != 250:
-                self._reset()
-                raise _error(code, reply, "MAIL FROM")
+                raise self._refused(code, reply, "MAIL FROM")
             code, reply = conn.rcpt(recipient)
             if code not in (250, 251):
-                self._reset()
-                raise _error(code, reply, "RCPT TO")
+                raise self._refused(code, reply, "RCPT TO")
             if before_data is not None and not before_data():
                 self._reset()
-                raise TransientDispatchError("claim lost before DATA; not sent")
-            code, reply = conn.data(message)
+                raise _staged(ClaimLostError("claim lost before DATA; not sent"), "DATA")
+            conn.putcmd("data")
+            code, reply = conn.getreply()
+            if code != 354:
+                raise self._refused(code, reply, "DATA")
+            handed_over = True  # from here on, a dropped connection leaves the outcome unknown
+            body = _LEADING_DOT.sub(b"..", message)
+            if not body.endswith(b"\r\n"):
+                body += b"\r\n"
+            conn.send(body + b".\r\n")
+            code, reply = conn.getreply()
             if code != 250:
-                raise _error(code, reply, "DATA")
-            return SendResult(code, _text(reply))
-        except smtplib.SMTPServerDisconnected as exc:
-            self._conn = None
-            raise TransientDispatchError(f"server disconnected: {exc}") from None
-        except smtplib.SMTPResponseException as exc:
-            raise _error(exc.smtp_code, exc.smtp_error, "SMTP") from None
-        except (TimeoutError, OSError) as exc:
+                raise self._refused(code, reply, "DATA", after_data=True)
+            return SendResult(code, _text(reply), self.server)
+        except (smtplib.SMTPServerDisconnected, TimeoutError, OSError) as exc:
             self.close()
-            raise TransientDispatchError(f"connection trouble: {exc}") from None
+            if handed_over:
+                raise _staged(AmbiguousDispatchError(f"connection lost after DATA: {exc}"), "DATA") from None
+            raise _staged(TransientDispatchError(f"connection lost: {exc}"), "connection") from None
+
+    def _refused(self, code: int, reply: bytes | str, stage: str, after_data: bool = False) -> DispatchError:
+        if code == 421:  # the server is closing the channel: do not reuse it
+            self.close()
+        elif not after_data:
+            self._reset()
+        return _error(code, reply, stage)
 
     def _mail_from(self, sender: str) -> tuple[smtplib.SMTP, tuple[int, bytes]]:
         """MAIL FROM on the pooled connection; a connection the server closed while idle is reopened once."""
@@ -93,13 +157,10 @@ class SmtpTransport:
                 self._conn = self._connect()
             try:
                 return self._conn, self._conn.mail(sender)
-            except smtplib.SMTPServerDisconnected:
-                self._conn = None
-                if attempt == 2:
-                    raise TransientDispatchError("server disconnected at MAIL FROM") from None
-            except (TimeoutError, OSError) as exc:
+            except (smtplib.SMTPServerDisconnected, TimeoutError, OSError) as exc:
                 self.close()
-                raise TransientDispatchError(f"connection trouble: {exc}") from None
+                if attempt == 2:
+                    raise _staged(TransientDispatchError(f"connection lost at MAIL FROM: {exc}"), "connection") from None
         raise AssertionError("unreachable")
 
     def _reset(self) -> None:
@@ -111,19 +172,24 @@ class SmtpTransport:
 
     def close(self) -> None:
         if self._conn is not None:
+            conn, self._conn = self._conn, None
             try:
-                self._conn.quit()
+                conn.quit()
             except (smtplib.SMTPException, OSError):
-                pass
-            self._conn = None
+                conn.close()
 
 
 def _text(reply: bytes | str) -> str:
     return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
 
 
-def _error(code: int, reply: bytes | str, stage: str) -> Exception:
+def _staged(exc: DispatchError, stage: str) -> DispatchError:
+    exc.stage = stage  # type: ignore[attr-defined]
+    return exc
+
+
+def _error(code: int, reply: bytes | str, stage: str) -> DispatchError:
     text = f"{stage}: {code} {_text(reply)}".strip()
     if 500 <= code < 600:
-        return PermanentDispatchError(text, code)
-    return TransientDispatchError(text, code)
+        return _staged(PermanentDispatchError(text, code), stage)
+    return _staged(TransientDispatchError(text, code), stage)

@@ -1,85 +1,131 @@
 """Gather: fetch every enabled source, parse, sanitise, dedupe, store.
 
-`gather_sources()` is the stage's one entry point. A failing source is recorded
-against that source (with the reason) and never stops the others.
+`gather_sources()` is the stage's one entry point. Workers (worker.py) fetch and
+parse concurrently — at most `concurrency` in flight, `per_host` per host, spaced
+by `host_delay` — while this thread stores each finished source in its own
+transaction. A failing source is recorded against that source (with the reason)
+and never stops the others.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 
-import httpx
+from sqlalchemy.orm import Session
 
 from digest.config import Settings
 from digest.db import articles as article_queries
 from digest.db import sources as source_queries
 from digest.db.models import Source, utcnow
 from digest.db.session import Database
-from digest.errors import SourceError
-from digest.gather.fetch import fetch
-from digest.gather.items import FetchResult, Item, SourceOutcome
-from digest.gather.parse import parse
+from digest.gather.dedupe import NearDuplicateIndex
+from digest.gather.fetch import make_client
+from digest.gather.items import Item, SourceOutcome
+from digest.gather.polite import HostGate, interleave_by_host
+from digest.gather.store import Stored, store_items
+from digest.gather.worker import Context, Gathered, Plan, gather_one
 
 log = logging.getLogger(__name__)
 
-__all__ = ["gather_sources", "SourceOutcome"]
+__all__ = ["gather_sources", "SourceOutcome", "Item"]
 
 
 def gather_sources(database: Database, settings: Settings, *, now: dt.datetime | None = None,
                    progress: Callable[[SourceOutcome], None] | None = None) -> list[SourceOutcome]:
+    """Gather every enabled source once; one outcome per configured source, in config order."""
     now = now or utcnow()
+    gather = settings.gather
+    oldest = now - dt.timedelta(days=gather.max_age_days)
+    full_text = {s.name for s in settings.sources if s.fetch_full_text}
     with database.session() as session:
         sources = source_queries.sync_sources(session, settings.sources)
-        plan = [(s.id, s.name, s.url, s.kind, s.etag, s.last_modified) for s in sources if s.enabled and not s.retired_at]
-        skipped = [SourceOutcome(source=s.name, ok=True, status="retired" if s.retired_at else "disabled")
-                   for s in sources if not s.enabled or s.retired_at]
+        order = {s.name: position for position, s in enumerate(sources)}
+        outcomes = [o for s in sources if (o := _skip(s, now)) is not None]
+        plans = [_plan(session, s, s.name in full_text) for s in sources if _skip(s, now) is None]
+        index = NearDuplicateIndex(gather.near_duplicate)
+        for article_id, signature in article_queries.recent_fingerprints(session, oldest):
+            index.add(article_id, signature)
+    for outcome in outcomes:
+        _report(outcome, progress)
 
-    def work(entry: tuple[int, str, str, str, str | None, str | None]) -> tuple[int, SourceOutcome, FetchResult | None, list[Item]]:
-        source_id, name, url, kind, etag, last_modified = entry
-        started = time.perf_counter()
-        try:
-            result = fetch(url, settings.gather, etag=etag, last_modified=last_modified, client=client)
-            items = [] if result.not_modified else parse(result.body, kind=kind, base_url=result.final_url or url,
-                                                          content_type=result.content_type)
-            outcome = SourceOutcome(source=name, ok=True, status="not-modified" if result.not_modified else "ok",
-                                    seen_items=len(items))
-            return source_id, outcome, result, items
-        except SourceError as exc:
-            return source_id, SourceOutcome(source=name, ok=False, status="error", error=str(exc)), None, []
-        except Exception as exc:  # a parser bug must not take the run down
-            log.exception("unexpected error gathering %s", name)
-            return source_id, SourceOutcome(source=name, ok=False, status="error", error=f"internal error: {exc!r}"), None, []
-        finally:
-            elapsed = int((time.perf_counter() - started) * 1000)
-            log.debug("gathered %s in %d ms", name, elapsed)
-
-    outcomes: list[SourceOutcome] = list(skipped)
-    with httpx.Client(timeout=settings.gather.timeout, follow_redirects=True, max_redirects=5) as client, \
-            ThreadPoolExecutor(max_workers=settings.gather.concurrency) as pool:
-        for source_id, outcome, result, items in pool.map(work, plan):
-            with database.session() as session:
-                source = session.get(Source, source_id)
-                assert source is not None
-                if outcome.ok and result is not None:
-                    outcome.new_items = article_queries.store_items(session, source, _recent(items, now, settings), now)
-                    source_queries.record_success(source, now, etag=result.etag, last_modified=result.last_modified,
-                                                  seen=len(items))
-                    if result.permanent_redirect and result.final_url:
-                        source.url = result.final_url
-                    log.info("source %s: %d items, %d new", outcome.source, outcome.seen_items, outcome.new_items)
-                else:
-                    source_queries.record_failure(source, now, outcome.error)
-                    log.warning("source %s failed: %s", outcome.source, outcome.error)
+    with make_client(gather) as client, ThreadPoolExecutor(max_workers=gather.concurrency,
+                                                           thread_name_prefix="gather") as pool:
+        context = Context(gather, client, HostGate(gather.per_host, gather.host_delay), oldest)
+        futures = [pool.submit(gather_one, plans[i], context) for i in interleave_by_host([p.url for p in plans])]
+        for future in as_completed(futures):
+            outcome = _store(database, future.result(), now, index)
             outcomes.append(outcome)
-            if progress:
-                progress(outcome)
-    return outcomes
+            _report(outcome, progress)
+    return sorted(outcomes, key=lambda o: order.get(o.source, len(order)))
 
 
-def _recent(items: list[Item], now: dt.datetime, settings: Settings) -> list[Item]:
-    oldest = now - dt.timedelta(days=settings.gather.max_age_days)
-    return [i for i in items if i.published_at is None or i.published_at >= oldest]
+def _skip(source: Source, now: dt.datetime) -> SourceOutcome | None:
+    if not source.enabled:
+        return SourceOutcome(source=source.name, ok=True, status="disabled")
+    if source.retired_at:
+        return SourceOutcome(source=source.name, ok=True, status="retired", error=source.last_error or "")
+    if source.next_fetch_at and source.next_fetch_at > now:
+        return SourceOutcome(source=source.name, ok=True, status="waiting", retry_at=source.next_fetch_at.isoformat())
+    return None
+
+
+def _plan(session: Session, source: Source, full_text: bool) -> Plan:
+    # Pages are fetched only for items this source has not carried before.
+    known = frozenset(article_queries.guids_seen_at(session, source.id)) if full_text else frozenset()
+    return Plan(source.id, source.name, source.url, source.kind, source.etag, source.last_modified, full_text, known)
+
+
+def _store(database: Database, got: Gathered, now: dt.datetime, index: NearDuplicateIndex) -> SourceOutcome:
+    plan = got.plan
+    stored = Stored()
+    outcome = SourceOutcome(source=plan.name, ok=not got.error, status="ok", error=got.error, seen_items=got.parsed,
+                            elapsed_ms=got.elapsed_ms, http_status=got.status, pages=got.pages)
+    if got.page_errors:
+        outcome.extra["page_errors"] = f"{len(got.page_errors)}: {got.page_errors[0]}"[:500]
+    try:
+        with database.session() as session:
+            source = session.get(Source, plan.source_id)
+            assert source is not None
+            if got.gone:
+                outcome.status = "gone"
+                source_queries.retire(source, now, got.error)
+            elif got.retry_after is not None:
+                until = now + dt.timedelta(seconds=got.retry_after)
+                outcome.status, outcome.retry_at = "throttled", until.isoformat()
+                source_queries.defer(source, now, until, got.error, status=got.status)
+            elif got.error or got.result is None:
+                outcome.status = "error"
+                source_queries.record_failure(source, now, got.error, status=got.status)
+            else:
+                result = got.result
+                stored = store_items(session, source, got.items, now, index)
+                outcome.new_items, outcome.duplicates = stored.new, stored.duplicates
+                outcome.status = "not-modified" if result.not_modified else "ok"
+                if result.moved_to and result.moved_to != source.url:
+                    source_queries.move(source, result.moved_to)
+                    outcome.moved_to = result.moved_to
+                source_queries.record_success(source, now, etag=result.etag, last_modified=result.last_modified,
+                                              seen=stored.first_seen, status=result.status)
+        for article_id, signature in stored.fingerprints:  # only once committed: no phantom ids in the index
+            index.add(article_id, signature)
+    except Exception as exc:  # storing must not stop the run either: record it against the source
+        log.exception("could not store %s", plan.name)
+        outcome.ok, outcome.status, outcome.error = False, "error", f"could not store: {exc.__class__.__name__}: {exc}"[:500]
+        with database.session() as session:
+            source = session.get(Source, plan.source_id)
+            if source is not None:
+                source_queries.record_failure(source, now, outcome.error)
+    if outcome.ok:
+        log.info("source %s: %s, %d items, %d new, %d duplicates", plan.name, outcome.status, outcome.seen_items,
+                 outcome.new_items, outcome.duplicates)
+    else:
+        log.warning("source %s failed: %s", plan.name, outcome.error)
+    return outcome
+
+
+def _report(outcome: SourceOutcome, progress: Callable[[SourceOutcome], None] | None) -> None:
+    if progress:
+        progress(outcome)

@@ -1,11 +1,11 @@
-"""Sanitising and normalising what sources send: HTML, text, titles, URLs."""
+"""Sanitising and normalising what sources send: HTML, text, titles, URLs, language tags."""
 
 from __future__ import annotations
 
 import html
 import re
 import unicodedata
-from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
 
 import nh3
 
@@ -16,10 +16,23 @@ ALLOWED_TAGS = {
 }
 ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "img": {"src", "alt", "width", "height"}, "abbr": {"title"}}
 ALLOWED_SCHEMES = {"http", "https", "mailto"}
+# Dropped with everything inside them: active content, and form/fallback text that is not the article.
+DROPPED_WITH_CONTENT = {
+    "script", "style", "iframe", "frame", "frameset", "object", "embed", "applet", "form", "button", "select",
+    "textarea", "noscript", "template", "svg", "math", "canvas", "audio", "video", "head", "title",
+}
 
-TRACKING_PARAMS = re.compile(r"^(utm_[a-z_]+|fbclid|gclid|dclid|msclkid|mc_cid|mc_eid|igshid|yclid|_hsenc|_hsmi|ref_src|cmpid|ocid)$", re.I)
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+TRACKING_PARAMS = re.compile(
+    r"^(utm_[a-z_]+|fbclid|gclid|gclsrc|dclid|msclkid|mc_cid|mc_eid|igshid|yclid|_hsenc|_hsmi|ref_src|cmpid|ocid"
+    r"|_ga|_gl|wt_mc|at_medium|at_campaign|at_custom\d*|s_cid|spm|mkt_tok|oly_anon_id|oly_enc_id|rb_clickid|vero_[a-z]+)$",
+    re.I)
+# C0/C1 controls, line/paragraph separators, BOM and bidi overrides (which can disguise a title's text).
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\ufeff\u202a-\u202e\u2066-\u2069]")
 _SPACES = re.compile(r"\s+")
+_URL_BREAKS = re.compile(r"[\t\r\n]")  # browsers drop these anywhere in a URL (WHATWG); so do we
+_BLOCK_TAG = re.compile(r"<(/?(?:p|div|br|li|ul|ol|h[1-6]|blockquote|tr|td|th|table|section|article|header|footer"
+                        r"|figure|figcaption|pre|hr|dd|dt)\b)", re.I)
+_LANGUAGE = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{1,8})*$")
 
 
 def sanitize_html(fragment: str, base_url: str = "") -> str:
@@ -33,23 +46,31 @@ def sanitize_html(fragment: str, base_url: str = "") -> str:
             return absolute if urlsplit(absolute).scheme in ALLOWED_SCHEMES else None
         return value
 
-    return nh3.clean(
-        fragment,
+    # Controls go before (raw) and after (&#27; and friends decode inside nh3).
+    return clean_controls(nh3.clean(
+        clean_controls(fragment),
         tags=ALLOWED_TAGS,
+        clean_content_tags=DROPPED_WITH_CONTENT,
         attributes=ALLOWED_ATTRIBUTES,
         url_schemes=ALLOWED_SCHEMES,
         link_rel="noopener noreferrer",
         attribute_filter=absolutise,
         strip_comments=True,
-    ).strip()
+    )).strip()
 
 
 def html_to_text(fragment: str) -> str:
-    """Visible text of an HTML fragment, whitespace collapsed."""
+    """Visible text of an HTML fragment, whitespace collapsed; block boundaries separate words."""
     if not fragment:
         return ""
-    bare = nh3.clean(fragment, tags=set(), attributes={}, strip_comments=True)
+    spaced = _BLOCK_TAG.sub(r" <\1", fragment)
+    bare = nh3.clean(spaced, tags=set(), clean_content_tags=DROPPED_WITH_CONTENT, attributes={}, strip_comments=True)
     return clean_text(html.unescape(bare))
+
+
+def clean_controls(value: str) -> str:
+    """Control characters (other than tab and line breaks) become spaces."""
+    return _CONTROL.sub(" ", value)
 
 
 def clean_text(value: str) -> str:
@@ -67,21 +88,69 @@ def clean_title(value: str, limit: int = 300) -> str:
 
 
 def canonical_url(url: str, base_url: str = "") -> str:
-    """Absolute, lower-case host, no fragment, no tracking parameters, sorted query."""
+    """Absolute http(s), lower-case host, no credentials, default port or fragment, no tracking parameters,
+    sorted query, dot segments resolved, unsafe characters percent-encoded; "" when not a usable web link."""
+    url = _SPACES.sub(" ", clean_controls(_URL_BREAKS.sub("", url or ""))).strip()
     if not url:
         return ""
-    url = urljoin(base_url, url.strip()) if base_url else url.strip()
-    parts = urlsplit(url)
-    if parts.scheme not in {"http", "https"}:
+    try:
+        url = urljoin(base_url, url) if base_url else url
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        host, port = (parts.hostname or "").rstrip("."), parts.port
+    except ValueError:  # bad IPv6 literal, non-numeric port
         return ""
+    if scheme not in {"http", "https"} or not host:
+        return ""
+    try:
+        host = host.encode("idna").decode("ascii") if not host.isascii() else host
+    except UnicodeError:
+        return ""
+    netloc = f"[{host}]" if ":" in host else host
+    if port and not ((scheme == "http" and port == 80) or (scheme == "https" and port == 443)):
+        netloc += f":{port}"
+    path = quote(_remove_dot_segments(parts.path or "/"), safe="/%:@!$&'()*+,;=-._~")
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not TRACKING_PARAMS.match(k)]
-    netloc = (parts.hostname or "").lower()
-    if parts.port and not ((parts.scheme == "http" and parts.port == 80) or (parts.scheme == "https" and parts.port == 443)):
-        netloc += f":{parts.port}"
-    path = parts.path or "/"
-    return urlunsplit((parts.scheme, netloc, path, urlencode(sorted(query)), ""))
+    return urlunsplit((scheme, netloc, path, urlencode(sorted(query)), ""))
+
+
+def _remove_dot_segments(path: str) -> str:
+    if "." not in path:
+        return path
+    out: list[str] = []
+    for segment in path.split("/"):
+        if segment == "..":
+            if len(out) > 1:
+                out.pop()
+        elif segment != ".":
+            out.append(segment)
+    if path.endswith(("/.", "/..")):
+        out.append("")
+    return "/".join(out) or "/"
 
 
 def safe_link(url: str) -> str:
     """A link we are willing to put in an email: http(s) only, else empty."""
-    return url if urlsplit(url or "").scheme in {"http", "https"} else ""
+    try:
+        return url if urlsplit(url or "").scheme in {"http", "https"} else ""
+    except ValueError:
+        return ""
+
+
+def absolute_url(url: str, base_url: str = "") -> str:
+    """`url` resolved against `base_url`, kept only if http(s); unlike canonical_url, the query is left alone
+    (image CDNs sign theirs)."""
+    url = _SPACES.sub(" ", clean_controls(_URL_BREAKS.sub("", url or ""))).strip()
+    if not url:
+        return ""
+    try:
+        url = urljoin(base_url, url) if base_url else url
+    except ValueError:
+        return ""
+    return safe_link(url.replace(" ", "%20"))
+
+
+def normalise_language(value: str) -> str:
+    """A BCP 47-ish tag in lower case ("en-us", "ko"), or "" when the value is not one."""
+    tag = clean_text(value or "").replace("_", "-").lower().split(",")[0].strip()[:20]
+    return tag if _LANGUAGE.match(tag) else ""

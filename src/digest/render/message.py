@@ -1,4 +1,9 @@
-"""Per-recipient MIME messages from a compiled body: fill placeholders, add headers, serialise."""
+"""Per-recipient messages.
+
+Two ways to the same bytes: `skeleton.MessageSkeleton` (the send path: compiled once per variant,
+microseconds per recipient) and `build_message` here, the `email.message.EmailMessage` way
+(2–6 ms per message) kept for one-off mails and as the benchmark's baseline.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,13 @@ import html
 from dataclasses import dataclass
 from email import policy
 from email.message import EmailMessage
-from email.utils import format_datetime, formataddr, parseaddr
 
 from digest.render.digest_email import fill
+from digest.render.headers import (date_header, list_id, mailbox, mailbox_from_header, one_line,
+                                   punycode_address, sender_domain)
+
+__all__ = ["Envelope", "build_message", "personalise", "list_id", "punycode_address", "sender_domain",
+           "SMTP_POLICY"]
 
 # SMTP line endings; long header values are not folded into RFC 2047 words no client reads.
 SMTP_POLICY = policy.SMTP.clone(max_line_length=998)
@@ -32,26 +41,12 @@ class Envelope:
     date: dt.datetime | None = None
 
 
-def sender_domain(from_header: str) -> str:
-    return parseaddr(from_header)[1].rsplit("@", 1)[-1].lower()
-
-
-def punycode_address(email: str) -> str:
-    local, _, domain = email.rpartition("@")
-    try:
-        ascii_domain = domain.encode("idna").decode("ascii")
-    except UnicodeError:
-        ascii_domain = domain
-    return f"{local}@{ascii_domain}"
-
-
 def build_message(envelope: Envelope, *, html_body: str, text_body: str) -> bytes:
     msg = EmailMessage(policy=SMTP_POLICY)
-    msg["From"] = envelope.from_header
-    to_addr = punycode_address(envelope.to_email)
-    msg["To"] = formataddr((_one_line(envelope.to_name), to_addr)) if envelope.to_name else to_addr
-    msg["Subject"] = _one_line(envelope.subject)
-    msg["Date"] = format_datetime((envelope.date or dt.datetime.now(dt.UTC)).astimezone(dt.UTC))
+    msg["From"] = mailbox_from_header(envelope.from_header, fold=False)
+    msg["To"] = mailbox(envelope.to_name, envelope.to_email, fold=False)
+    msg["Subject"] = one_line(envelope.subject)
+    msg["Date"] = date_header(envelope.date)
     msg["Message-ID"] = envelope.message_id
     if envelope.list_id:
         msg["List-Id"] = envelope.list_id
@@ -71,18 +66,12 @@ def build_message(envelope: Envelope, *, html_body: str, text_body: str) -> byte
 
 
 def personalise(html_body: str, text_body: str, token: str, *, greeting_html: str, greeting_text: str,
-                unsubscribe_url: str, preferences_url: str, confirm_url: str = "") -> tuple[str, str]:
+                unsubscribe_url: str, preferences_url: str, confirm_url: str = "",
+                subscribe_url: str = "") -> tuple[str, str]:
+    """Both parts with one recipient's values, escaped per part (for `build_message` and previews)."""
     html_values = {"GREETING": greeting_html, "UNSUBSCRIBE": html.escape(unsubscribe_url),
-                   "PREFERENCES": html.escape(preferences_url), "CONFIRM": html.escape(confirm_url)}
+                   "PREFERENCES": html.escape(preferences_url), "CONFIRM": html.escape(confirm_url),
+                   "SUBSCRIBE": html.escape(subscribe_url)}
     text_values = {"GREETING": greeting_text, "UNSUBSCRIBE": unsubscribe_url, "PREFERENCES": preferences_url,
-                   "CONFIRM": confirm_url}
+                   "CONFIRM": confirm_url, "SUBSCRIBE": subscribe_url}
     return fill(html_body, token, html_values), fill(text_body, token, text_values)
-
-
-def _one_line(value: str) -> str:
-    return " ".join((value or "").split())
-
-
-def list_id(name: str, slug: str, domain: str) -> str:
-    label = _one_line(name).replace('"', "'")
-    return f'"{label}" <{slug}.{domain}>' if label else f"<{slug}.{domain}>"

@@ -1,9 +1,14 @@
-"""Finding and rendering templates: an override folder first, then the bundled ones."""
+"""Finding and rendering templates: an override folder first, then the bundled ones.
+
+Pipeline per compiled body: Jinja2 (autoescaped for MJML) → mjml-python → premailer.
+The compiled HTML is never rendered as a template again (see `digest_email.fill`).
+"""
 
 from __future__ import annotations
 
 import logging
 import textwrap
+import unicodedata
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -13,10 +18,16 @@ import mjml
 from premailer import Premailer
 
 from digest.errors import RenderError
+from digest.render.i18n import language_of, translations
 
 log = logging.getLogger(__name__)
 
 _PACKAGE = Path(__file__).resolve().parent.parent
+TEXT_WIDTH = 76
+
+# cssutils reports every vendor property it does not know at WARNING; that is noise here.
+logging.getLogger("CSSUTILS").setLevel(logging.CRITICAL)
+logging.getLogger("cssutils").setLevel(logging.CRITICAL)
 
 
 def bundled_path(*parts: str) -> Path:
@@ -27,13 +38,54 @@ def bundled_path(*parts: str) -> Path:
     return _PACKAGE.parent.parent / Path(*parts)
 
 
-def _wrap(value: str, width: int = 76) -> str:
-    return "\n".join(textwrap.fill(p, width, break_long_words=False, break_on_hyphens=False) if p else ""
-                     for p in str(value).split("\n"))
+def display_width(value: str) -> int:
+    """Columns a string takes in a monospace font: East Asian wide characters count twice."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in value)
 
 
-@lru_cache(maxsize=8)
-def environment(override_dir: Path | None = None) -> jinja2.Environment:
+def wrap_text(value: object, width: int = TEXT_WIDTH, indent: str = "", first: str | None = None) -> str:
+    """Wrap for the text part: words are never broken (URLs stay clickable); CJK counts double width."""
+    first = indent if first is None else first
+    out: list[str] = []
+    for paragraph in str(value).split("\n"):
+        words = paragraph.split()
+        if not words:
+            out.append("")
+            continue
+        line, prefix = "", first
+        for word in words:
+            if _is_cjk_run(word) and display_width(indent + word) > width:
+                # An unspaced CJK run (Japanese, Chinese) wider than a line: break between characters.
+                line = _break_run(out, prefix, f"{line} {word}" if line else word, width, indent)
+                prefix = indent
+                continue
+            candidate = f"{line} {word}" if line else word
+            if line and display_width(prefix + candidate) > width:
+                out.append(prefix + line)
+                line, prefix = word, indent
+            else:
+                line = candidate
+        out.append(prefix + line)
+    return "\n".join(out)
+
+
+def _is_cjk_run(word: str) -> bool:
+    return any(unicodedata.east_asian_width(c) in "WF" for c in word)
+
+
+def _break_run(out: list[str], prefix: str, rest: str, width: int, indent: str) -> str:
+    while display_width(prefix + rest) > width:
+        cut = 0
+        while cut < len(rest) and display_width(prefix + rest[: cut + 1]) <= width:
+            cut += 1
+        out.append(prefix + rest[:cut].rstrip())
+        rest, prefix = rest[cut:].lstrip(), indent
+    return rest
+
+
+@lru_cache(maxsize=32)
+def environment(override_dir: Path | None = None, locale: str | None = None) -> jinja2.Environment:
+    """One environment per (override folder, language): gettext is bound to the language's catalogue."""
     loaders: list[jinja2.BaseLoader] = []
     if override_dir is not None:
         loaders.append(jinja2.FileSystemLoader(str(override_dir)))
@@ -46,14 +98,17 @@ def environment(override_dir: Path | None = None) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        extensions=["jinja2.ext.i18n"],
     )
-    env.filters["wrap"] = _wrap
+    env.install_gettext_translations(translations(language_of(locale)), newstyle=True)  # type: ignore[attr-defined]
+    env.filters["wrap"] = wrap_text
     return env
 
 
-def render_template(name: str, context: dict[str, Any], override_dir: Path | None = None) -> str:
+def render_template(name: str, context: dict[str, Any], override_dir: Path | None = None,
+                    locale: str | None = None) -> str:
     try:
-        return environment(override_dir).get_template(name).render(**context)
+        return environment(override_dir, language_of(locale)).get_template(name).render(**context)
     except jinja2.TemplateNotFound as exc:
         raise RenderError(f"template {exc.name} not found") from None
     except jinja2.TemplateError as exc:
@@ -62,42 +117,51 @@ def render_template(name: str, context: dict[str, Any], override_dir: Path | Non
 
 def compile_mjml(source: str) -> str:
     try:
-        return mjml.mjml2html(source, disable_comments=True)
+        # fonts={}: no Google Fonts <link>/@import (a tracking request, and premailer would try to fetch it).
+        return mjml.mjml2html(source, disable_comments=True, fonts={})
     except Exception as exc:  # MRML raises plain exceptions with a parser message
         raise RenderError(f"MJML did not compile: {exc}") from None
 
 
-# cssutils reports every vendor property it does not know at WARNING; that is noise here.
-logging.getLogger("CSSUTILS").setLevel(logging.CRITICAL)
-logging.getLogger("cssutils").setLevel(logging.CRITICAL)
-
-
 def inline_css(html: str) -> str:
     """Inline CSS for clients that drop <style>; keep !important and media queries for dark mode."""
-    return Premailer(
-        html,
-        strip_important=False,
-        keep_style_tags=True,
-        allow_network=False,
-        allow_loading_external_files=False,
-        disable_validation=True,
-        cssutils_logging_level=logging.CRITICAL,
-        disable_leftover_css=False,
-    ).transform(pretty_print=False)
+    try:
+        return Premailer(
+            html,
+            strip_important=False,
+            keep_style_tags=True,
+            allow_network=False,
+            allow_loading_external_files=False,
+            disable_validation=True,
+            cssutils_logging_level=logging.CRITICAL,
+            disable_leftover_css=False,
+        ).transform(pretty_print=False)
+    except Exception as exc:  # premailer/cssutils/lxml raise a zoo of types
+        raise RenderError(f"CSS inlining failed: {exc}") from None
 
 
-def render_email(base: str, context: dict[str, Any], override_dir: Path | None = None) -> tuple[str, str]:
+def render_mjml(base: str, context: dict[str, Any], override_dir: Path | None = None,
+                locale: str | None = None) -> str:
+    """Jinja → MJML → HTML, without inlining (cheap; used to size a digest before the final pass)."""
+    return compile_mjml(render_template(f"{base}.mjml.j2", context, override_dir, locale))
+
+
+def render_text(base: str, context: dict[str, Any], override_dir: Path | None = None,
+                locale: str | None = None) -> str:
+    return tidy_text(render_template(f"{base}.txt.j2", context, override_dir, locale))
+
+
+def render_email(base: str, context: dict[str, Any], override_dir: Path | None = None,
+                 locale: str | None = None) -> tuple[str, str]:
     """(html, text) for `base` (e.g. "digest"): the MJML compiled and inlined, the text twin from the same data."""
-    mjml_source = render_template(f"{base}.mjml.j2", context, override_dir)
-    html = inline_css(compile_mjml(mjml_source))
-    text = render_template(f"{base}.txt.j2", context, override_dir)
-    return html, _tidy_text(text)
+    html = inline_css(render_mjml(base, context, override_dir, locale))
+    return html, render_text(base, context, override_dir, locale)
 
 
-def _tidy_text(text: str) -> str:
-    lines = [line.rstrip() for line in text.splitlines()]
+def tidy_text(text: str) -> str:
     out: list[str] = []
-    for line in lines:
+    for line in text.splitlines():
+        line = line.rstrip()
         if not line and out and not out[-1]:
             continue
         out.append(line)

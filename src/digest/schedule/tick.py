@@ -16,7 +16,7 @@ from digest.build.edition import build_due
 from digest.config import Settings
 from digest.db import audience as audience_queries
 from digest.db import editions as edition_queries
-from digest.db.session import Database
+from digest.db.session import Database, exclusive
 from digest.dispatch.worker import Dispatcher
 from digest.gather import gather_sources
 from digest.group import group_recent
@@ -57,11 +57,12 @@ def tick(database: Database, settings: Settings, now: dt.datetime, *, send: bool
                 continue
             due.append((conf.slug, period))
     if due:
-        gather_sources(database, settings, now=now)
-        group_recent(database, settings, now=now)
-        for slug, period in due:
-            for built in build_due(database, settings, slug, now=now, period=period):
-                report.built.append(built.as_dict())
+        with exclusive(database):
+            gather_sources(database, settings, now=now)
+            group_recent(database, settings, now=now)
+            for slug, period in due:
+                for built in build_due(database, settings, slug, now=now, period=period):
+                    report.built.append(built.as_dict())
     if send if send is not None else database.is_sqlite:
         report.sent = Dispatcher(database, settings, clock=shifted_clock(now)).run(should_stop=should_stop).sent
     return report
