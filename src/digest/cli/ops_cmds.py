@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from digest.build.preview import preview_html
+from digest.build.preview import Preview, build_preview, preview_routes
 from digest.cli.common import emit_json, err_console, json_option, out_console, parse_instant, settings_from
 from digest.db.models import utcnow
 from digest.db.session import Database, upgrade
@@ -53,24 +53,46 @@ def db_upgrade(ctx: click.Context) -> None:
 
 @click.command()
 @click.argument("list_slug", metavar="LIST")
-@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the HTML here instead of serving it.")
-@click.option("--port", default=8025, show_default=True, help="Port of the preview server.")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the email's HTML here instead of serving the preview.")
+@click.option("--port", default=8025, show_default=True, help="Port of the preview server (0: any free port).")
 @click.option("--no-browser", is_flag=True, help="Do not open a browser.")
+@click.option("--locale", default="en", show_default=True, help="Language of the previewed variant.")
 @click.pass_context
-def preview(ctx: click.Context, list_slug: str, output: Path | None, port: int, no_browser: bool) -> None:
-    """Render the upcoming edition of LIST and serve it in a browser (nothing is stored or sent)."""
+def preview(ctx: click.Context, list_slug: str, output: Path | None, port: int, no_browser: bool, locale: str) -> None:
+    """Serve the upcoming edition of LIST: HTML at 600 and 375 px, text part, headers, size and lint.
+
+    Nothing is stored or sent.
+    """
     settings = settings_from(ctx)
-    html = preview_html(connect(settings), settings, list_slug, now=utcnow())
+    result = build_preview(connect(settings), settings, list_slug, now=utcnow(), locale=locale)
     if output:
-        output.write_text(html, encoding="utf-8")
-        out_console.print(f"wrote {output} ({len(html.encode()) // 1024} KB)")
+        output.write_text(result.html, encoding="utf-8")
+        out_console.print(f"wrote {output} ({len(result.html.encode()) / 1024:.1f} KB, {len(result.problems)} lint problem(s))")
         return
-    body = html.encode()
+    server = preview_server(result, port)
+    url = f"http://127.0.0.1:{server.server_port}/"
+    err_console.print(f"previewing {list_slug} at {url} ({len(result.problems)} lint problem(s); Ctrl-C to stop)")
+    if not no_browser:
+        threading.Timer(0.3, lambda: webbrowser.open(url)).start()
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+
+
+def preview_server(result: Preview, port: int = 0) -> ThreadingHTTPServer:
+    routes = preview_routes(result)
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802
+            found = routes.get(self.path.split("?", 1)[0])
+            if found is None:
+                self.send_error(404)
+                return
+            content_type, body = found
             self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -78,15 +100,7 @@ def preview(ctx: click.Context, list_slug: str, output: Path | None, port: int, 
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    url = f"http://127.0.0.1:{server.server_port}/"
-    err_console.print(f"previewing {list_slug} at {url} (Ctrl-C to stop)")
-    if not no_browser:
-        threading.Timer(0.3, lambda: webbrowser.open(url)).start()
-    try:
-        server.serve_forever()
-    finally:
-        server.server_close()
+    return ThreadingHTTPServer(("127.0.0.1", port), Handler)
 
 
 @click.command()
