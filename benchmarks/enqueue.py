@@ -54,7 +54,7 @@ SUPPRESSED = 1000
 
 # --- set-up: not measured ---------------------------------------------------------------------------
 
-def build_audience(database: Database, n: int) -> int:
+def build_audience(database: Database, n: int, *, analyze: bool = True) -> int:
     """A list, a ready edition with one ':en' variant, n confirmed subscribers; returns the edition id."""
     now = utcnow()
     pg = not database.is_sqlite
@@ -93,7 +93,7 @@ def build_audience(database: Database, n: int) -> int:
             f"FROM {'generate_series(1, %d) AS g(i)' % SUPPRESSED if pg else 'c'}"
         ).bindparams(stamp), {"now": now})
         edition_id = edition.id
-    if pg:  # what autovacuum does soon after a bulk load; without it the planner guesses row counts
+    if pg and analyze:  # what autovacuum does soon after a bulk load; without it the planner guesses row counts
         with database.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql("ANALYZE")
     return edition_id
