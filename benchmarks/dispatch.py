@@ -73,8 +73,8 @@ def digest_run(folder: Path, db_url: str, port: int, count: int, connections: in
     sample: list[bytes] = []
     original = dispatcher._prepare
 
-    def keep_one(session: Any, row: Any) -> Any:
-        out = original(session, row)
+    def keep_one(session: Any, row: Any, *args: Any) -> Any:
+        out = original(session, row, *args)
         if not sample:
             sample.append(out.message)
         return out
