@@ -1,14 +1,17 @@
 """Enqueue time at scale, and the peak memory of a send as the audience grows.
 
-    python benchmarks/enqueue.py [--enqueue 100000,1000000] [--send 10000,200000] [--connections 4]
-                                 [--send-timeout 720] [--pg postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
+    python benchmarks/enqueue.py [--enqueue 100000,1000000] [--proposed 1000000] [--pg-timeout 120] [--plans]
+                                 [--send 10000,200000] [--send-timeout 600] [--connections 4]
+                                 [--pg postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
 
 Part 1 (enqueue). For each N: one list, one `ready` edition with one variant (':en'), N subscribers with
 confirmed subscriptions (created set-based: recursive CTE on SQLite, generate_series on PostgreSQL; not timed)
 and 1,000 suppressed addresses outside the audience. Then `digest.db.editions.enqueue(session, edition, now)`
 plus its commit is timed, on SQLite (a file in a temporary folder) and on PostgreSQL (a fresh database,
-ANALYZEd after the load as autovacuum would, dropped afterwards). Per-statement times and the query plans
-of the statements enqueue() ran are printed, and the latency of the first `claim_batch` against the full queue.
+ANALYZEd after the load as autovacuum would, dropped afterwards; a statement past --pg-timeout is reported as
+not done). Per-statement times, the latency of the first `claim_batch` against the full queue and, with --plans,
+the plans as executed (EXPLAINed just before each statement runs) are printed. At the --proposed sizes the
+enqueue is also timed with `proposed_insert` (ON CONFLICT DO NOTHING instead of NOT EXISTS; not project code).
 
 Part 2 (memory). For each N, a SQLite database is seeded the same way and enqueued, then a *spawned* child
 process (so its RSS is its own, not inherited) runs `Dispatcher(database, settings).run()` against a discarding
@@ -101,23 +104,70 @@ def build_audience(database: Database, n: int, *, analyze: bool = True) -> int:
 
 # --- part 1: enqueue --------------------------------------------------------------------------------
 
+def proposed_insert(session: Any, edition: Edition, now: dt.datetime, when: dt.datetime, buckets: list[Any],
+                    conditions: list[object]) -> int:
+    """NOT project code: digest.db.editions._insert with the NOT EXISTS anti-join on `deliveries` replaced by
+    ON CONFLICT (edition_id, subscriber_id) DO NOTHING, timed with --proposed to show what that change buys."""
+    from sqlalchemy import and_, exists, literal, or_
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    from digest.db.models import DeliveryState, Subscriber, Subscription, Suppression
+
+    key_expr = Subscription.topics_key + literal(":") + Subscriber.locale
+    suppressed = exists().where(Suppression.email == Subscriber.email)
+    columns = Delivery.__table__.c
+    source = (
+        select(literal(edition.id), Subscription.subscriber_id, EditionVariant.id, literal(DeliveryState.queued.value),
+               literal(0), literal(when, type_=columns.next_attempt_at.type), literal(""), literal(""),
+               literal(now, type_=columns.created_at.type))
+        .select_from(Subscription)
+        .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
+        .join(EditionVariant, and_(EditionVariant.edition_id == edition.id, EditionVariant.variant_key == key_expr))
+        .where(*conditions, ~suppressed)
+    )
+    if buckets:
+        source = source.where(or_(*[
+            and_(Subscriber.timezone == tz, Subscriber.send_hour.is_(None) if hour is None else Subscriber.send_hour == hour)
+            for tz, hour in buckets]))
+    names = ["edition_id", "subscriber_id", "variant_id", "state", "attempts", "next_attempt_at", "last_reply",
+             "message_id", "created_at"]
+    make = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = make(Delivery).from_select(names, source).on_conflict_do_nothing(index_elements=["edition_id", "subscriber_id"])
+    return int(session.execute(statement.execution_options(preserve_rowcount=True)).rowcount or 0)
+
+
 class StatementLog:
-    """Every statement the engine runs while active, with its parameters and wall time."""
+    """Every statement the engine runs while active, with its wall time; writes and the claim query are
+    EXPLAINed on the same connection just before they run, so the plan shown is the one executed (the
+    statistics of the still empty `deliveries` table decide it, not those after the insert)."""
 
     def __init__(self, database: Database) -> None:
         self.engine = database.engine
+        self.prefix = "EXPLAIN QUERY PLAN " if database.is_sqlite else "EXPLAIN "
+        self.sqlite = database.is_sqlite
         self.rows: list[dict[str, Any]] = []
         self.active = False
         event.listen(self.engine, "before_cursor_execute", self._before)
         event.listen(self.engine, "after_cursor_execute", self._after)
 
     def _before(self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
-        if self.active:
-            conn.info["bench_started"] = time.perf_counter()
+        if not self.active:
+            return
+        plan: list[str] = []
+        head = statement.lstrip().upper()
+        explained = head.startswith(("INSERT", "UPDATE")) or (head.startswith("SELECT") and "FROM deliveries" in statement)
+        if explained and not many:
+            probe = cursor.connection.cursor()
+            probe.execute(self.prefix + statement, parameters)
+            plan = format_plan(probe.fetchall(), self.sqlite)
+            probe.close()
+        conn.info["bench_plan"] = plan
+        conn.info["bench_started"] = time.perf_counter()
 
     def _after(self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
         if self.active and "bench_started" in conn.info:
-            self.rows.append({"sql": statement, "params": parameters,
+            self.rows.append({"sql": statement, "plan": conn.info.pop("bench_plan"),
                               "seconds": time.perf_counter() - conn.info.pop("bench_started")})
 
     def close(self) -> None:
@@ -125,12 +175,8 @@ class StatementLog:
         event.remove(self.engine, "after_cursor_execute", self._after)
 
 
-def explain(database: Database, statement: str, params: Any) -> list[str]:
-    prefix = "EXPLAIN QUERY PLAN " if database.is_sqlite else "EXPLAIN "
-    with database.engine.connect() as conn:
-        rows = conn.exec_driver_sql(prefix + statement, params).all()
-        conn.rollback()
-    if database.is_sqlite:  # (id, parent, notused, detail): indent by depth
+def format_plan(rows: list[Any], sqlite: bool) -> list[str]:
+    if sqlite:  # (id, parent, notused, detail): indent by depth
         depth: dict[int, int] = {0: -1}
         lines = []
         for node, parent, _, detail in rows:
@@ -140,7 +186,11 @@ def explain(database: Database, statement: str, params: Any) -> list[str]:
     return [str(row[0]) for row in rows]
 
 
-def enqueue_run(url: str, n: int) -> dict[str, Any]:
+def enqueue_run(url: str, n: int, *, proposed: bool = False) -> dict[str, Any]:
+    from sqlalchemy.exc import OperationalError
+
+    from digest.db import editions as editions_module
+
     database = open_database(url)
     started = time.perf_counter()
     edition_id = build_audience(database, n)
@@ -151,8 +201,20 @@ def enqueue_run(url: str, n: int) -> dict[str, Any]:
         edition = session.get(Edition, edition_id)
         assert edition is not None
         log.active = True
+        original = editions_module._insert
+        if proposed:
+            editions_module._insert = proposed_insert  # type: ignore[assignment]
         t0 = time.perf_counter()
-        rows = enqueue(session, edition, now)
+        try:
+            rows = enqueue(session, edition, now)
+        except OperationalError as exc:  # statement_timeout (--pg-timeout): report it, do not wait for hours
+            session.rollback()
+            log.close()
+            database.dispose()
+            return {"n": n, "setup_seconds": round(setup, 1), "timed_out": True,
+                    "total_seconds": round(time.perf_counter() - t0, 1), "error": str(exc).splitlines()[0]}
+        finally:
+            editions_module._insert = original  # type: ignore[assignment]
         t1 = time.perf_counter()
         session.commit()
         t2 = time.perf_counter()
@@ -161,8 +223,7 @@ def enqueue_run(url: str, n: int) -> dict[str, Any]:
         stored = session.scalar(select(func.count()).select_from(Delivery).where(Delivery.edition_id == edition_id))
     assert stored == n, (rows, n, stored)
     statements = [{"sql": " ".join(r["sql"].split())[:90], "seconds": round(r["seconds"], 3)} for r in log.rows]
-    plans = {f"statement {i + 1}": explain(database, r["sql"], r["params"]) for i, r in enumerate(log.rows)
-             if r["sql"].lstrip().upper().startswith(("INSERT", "UPDATE"))}
+    plans = {f"statement {i + 1}": r["plan"] for i, r in enumerate(log.rows) if r["plan"]}
     # The first claim against the full queue (rolled back): the send path's per-batch query.
     log.rows.clear()
     log.active = True
@@ -172,18 +233,17 @@ def enqueue_run(url: str, n: int) -> dict[str, Any]:
         claim_ms = (time.perf_counter() - c0) * 1000
         session.rollback()
     log.active = False
-    claim_sql = next(r for r in log.rows if "FROM deliveries" in r["sql"] and r["sql"].lstrip().upper().startswith("SELECT"))
-    plans["claim_batch"] = explain(database, claim_sql["sql"], claim_sql["params"])
+    plans["claim_batch"] = next(r["plan"] for r in log.rows if r["plan"])
     log.close()
     database.dispose()
     total = t2 - t0
-    return {"n": n, "setup_seconds": round(setup, 1), "enqueue_seconds": round(t1 - t0, 2),
+    return {"n": n, "setup_seconds": round(setup, 1), "timed_out": False, "enqueue_seconds": round(t1 - t0, 2),
             "commit_seconds": round(t2 - t1, 2), "total_seconds": round(total, 2), "rows_per_second": round(n / total),
             "enqueue_returned": rows,  # -1 on PostgreSQL (psycopg 3): see docs/dispatch.md "Enqueue and memory"
             "statements": statements, "first_claim_ms": round(claim_ms, 1), "claimed": len(claimed), "plans": plans}
 
 
-def pg_database(admin_url: str) -> tuple[str, Any]:
+def pg_database(admin_url: str, timeout: float = 0) -> tuple[str, Any]:
     from sqlalchemy import create_engine
     from sqlalchemy.engine import make_url
 
@@ -197,7 +257,10 @@ def pg_database(admin_url: str) -> tuple[str, Any]:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
 
-    return make_url(admin_url).set(database=name).render_as_string(hide_password=False), drop
+    url = make_url(admin_url).set(database=name)
+    if timeout:  # server-side statement_timeout for this benchmark's connections only
+        url = url.update_query_dict({"options": f"-c statement_timeout={int(timeout * 1000)}"})
+    return url.render_as_string(hide_password=False), drop
 
 
 # --- part 2: peak RSS of a send ---------------------------------------------------------------------
@@ -294,42 +357,59 @@ def main() -> None:
     parser.add_argument("--enqueue", type=_sizes, default=[100_000, 1_000_000], help="audience sizes for part 1 ('' to skip)")
     parser.add_argument("--send", type=_sizes, default=[10_000, 200_000], help="audience sizes for part 2 ('' to skip)")
     parser.add_argument("--connections", type=int, default=4)
-    parser.add_argument("--send-timeout", type=float, default=720.0, help="seconds before a send stops gracefully")
+    parser.add_argument("--send-timeout", type=float, default=600.0, help="seconds before a send stops gracefully")
     parser.add_argument("--pg", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
                         help="PostgreSQL admin URL ('' to skip)")
+    parser.add_argument("--pg-timeout", type=float, default=120.0,
+                        help="statement_timeout (s) for the PostgreSQL enqueue; a run past it is reported as timed out")
+    parser.add_argument("--proposed", type=_sizes, default=[1_000_000],
+                        help="sizes at which to also time proposed_insert (ON CONFLICT DO NOTHING; not project code)")
     parser.add_argument("--plans", action="store_true", help="print the query plans")
     args = parser.parse_args()
     summary: dict[str, Any] = {"load_average": os.getloadavg(), "cpus": os.cpu_count(), "enqueue": [], "send": []}
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
         for n in args.enqueue:
-            targets = [("sqlite", f"sqlite:///{base / f'enqueue-{n}.db'}", None)]
-            if args.pg:
-                try:
-                    url, drop = pg_database(args.pg)
-                    targets.append(("postgresql", url, drop))
-                except Exception as exc:  # no server: the SQLite figures still stand
-                    print(f"PostgreSQL skipped: {exc.__class__.__name__}: {exc}", file=sys.stderr)
-            for backend, url, drop in targets:
-                try:
-                    result = {"backend": backend, **enqueue_run(url, n)}
-                finally:
-                    if drop:
-                        drop()
-                result["goal_held"] = n < 1_000_000 or result["total_seconds"] <= ENQUEUE_GOAL_SECONDS
-                summary["enqueue"].append(result)
-                print(f"enqueue {backend:>10} N={n:>9,}: {result['total_seconds']:6.2f} s "
-                      f"(insert {result['enqueue_seconds']:.2f} + commit {result['commit_seconds']:.2f}), "
-                      f"{result['rows_per_second']:>9,} rows/s; set-up {result['setup_seconds']} s; "
-                      f"first claim {result['first_claim_ms']} ms; enqueue() returned {result['enqueue_returned']}",
-                      flush=True)
-                for statement in result["statements"]:
-                    print(f"    {statement['seconds']:7.3f} s  {statement['sql']}")
-                if args.plans:
-                    for name, plan in result["plans"].items():
-                        print(f"    plan of {name}:")
-                        for line in plan:
-                            print(f"      {line}")
+            variants = [("current", False)] + ([("proposed", True)] if n in args.proposed else [])
+            for backend in ("sqlite", "postgresql"):
+                if backend == "postgresql" and not args.pg:
+                    continue
+                for label, proposed in variants:
+                    drop = None
+                    if backend == "sqlite":
+                        url = f"sqlite:///{base / f'enqueue-{n}-{label}.db'}"
+                    else:
+                        try:
+                            url, drop = pg_database(args.pg, args.pg_timeout)
+                        except Exception as exc:  # no server: the SQLite figures still stand
+                            print(f"PostgreSQL skipped: {exc.__class__.__name__}: {exc}", file=sys.stderr)
+                            continue
+                    try:
+                        result = {"backend": backend, "code": label, **enqueue_run(url, n, proposed=proposed)}
+                    finally:
+                        if drop:
+                            drop()
+                        elif backend == "sqlite":
+                            for suffix in ("", "-wal", "-shm"):
+                                Path(url.removeprefix("sqlite:///") + suffix).unlink(missing_ok=True)
+                    result["goal_held"] = not result["timed_out"] and result["total_seconds"] <= ENQUEUE_GOAL_SECONDS
+                    summary["enqueue"].append(result)
+                    if result["timed_out"]:
+                        print(f"enqueue {backend:>10} {label:>8} N={n:>9,}: NOT DONE after {result['total_seconds']} s "
+                              f"({result['error']}); set-up {result['setup_seconds']} s", flush=True)
+                        continue
+                    print(f"enqueue {backend:>10} {label:>8} N={n:>9,}: {result['total_seconds']:7.2f} s "
+                          f"(insert {result['enqueue_seconds']:.2f} + commit {result['commit_seconds']:.2f}), "
+                          f"{result['rows_per_second']:>9,} rows/s; set-up {result['setup_seconds']} s; "
+                          f"first claim {result['first_claim_ms']} ms; enqueue() returned {result['enqueue_returned']}",
+                          flush=True)
+                    for statement in result["statements"]:
+                        print(f"    {statement['seconds']:8.3f} s  {statement['sql']}")
+                    if args.plans:
+                        for name, plan in result["plans"].items():
+                            print(f"    plan of {name}:")
+                            for line in plan:
+                                print(f"      {line}")
         if args.send:
             ctx = mp.get_context("spawn")
             port, ready = free_port(), ctx.Event()
@@ -358,8 +438,9 @@ def main() -> None:
                 summary["rss_goal_held"] = ratio <= RSS_GOAL_RATIO and large["peak_rss_mb"] <= RSS_GOAL_MB
                 print(f"peak RSS {large['sent']:,} vs {small['sent']:,} sent: ×{ratio:.3f} "
                       f"(goal ≤ ×{RSS_GOAL_RATIO} and ≤ {RSS_GOAL_MB:.0f} MB: {'held' if summary['rss_goal_held'] else 'MISSED'})")
-    for result in summary["enqueue"]:
-        result.pop("plans", None) if not args.plans else None
+    if not args.plans:
+        for result in summary["enqueue"]:
+            result.pop("plans", None)
     print(json.dumps(summary, default=str))
 
 

@@ -172,6 +172,7 @@ def test_the_pipeline_runs_on_postgresql(workspace: tuple[Path, Settings], smtp_
     second = run(settings, "daily")
     assert first.dispatch is not None and first.dispatch.sent == 3
     assert second.dispatch is not None and second.dispatch.sent == 0
+    assert (first.build.enqueued, second.build.enqueued) == (3, 0)  # real row counts, not -1, on psycopg
     assert sorted(r.rcpt_tos[0] for r in smtp_server.messages) == ["ana@example.com", "bo@example.net", "cy@example.org"]
 
 
