@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import asdict
 from pathlib import Path
 
@@ -11,7 +10,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.markup import escape
 from rich.table import Table
 
-from digest.build.edition import build_edition
 from digest.cli.common import emit_json, err_console, interactive, json_option, out_console, parse_instant, settings_from
 from digest.db import sources as source_queries
 from digest.errors import DigestError

@@ -7,7 +7,6 @@ The compiled HTML is never rendered as a template again (see `digest_email.fill`
 from __future__ import annotations
 
 import logging
-import textwrap
 import unicodedata
 from functools import lru_cache
 from pathlib import Path
