@@ -19,6 +19,7 @@ from digest.db import audience as queries
 from digest.db import deliveries as ledger
 from digest.db.models import EditionVariant, Subscriber, utcnow
 from digest.db.session import Database
+from digest.dispatch.dkim import sign_message
 from digest.dispatch.smtp import SmtpTransport
 from digest.errors import AudienceError
 from digest.render.digest_email import greeting
@@ -84,7 +85,7 @@ def send_test(database: Database, settings: Settings, edition_id: int, email: st
                             list_id=list_id(mailing_list.name, mailing_list.slug, domain), bulk=False, date=utcnow())
         sender = parseaddr(mailing_list.from_address)[1]
     with SmtpTransport(settings.smtp, settings.smtp_password()) as transport:
-        transport.send(sender, email, build_message(envelope, html_body=html, text_body=text))
+        transport.send(sender, email, sign_message(settings.dkim, build_message(envelope, html_body=html, text_body=text)))
     return envelope.message_id
 
 
