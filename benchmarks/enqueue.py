@@ -1,6 +1,6 @@
 """Enqueue time at scale, and the peak memory of a send as the audience grows.
 
-    python benchmarks/enqueue.py [--enqueue 100000,1000000] [--proposed 1000000] [--pg-timeout 120] [--plans]
+    python benchmarks/enqueue.py [--enqueue 100000,1000000] [--proposed SIZES] [--pg-timeout 120] [--plans]
                                  [--send 10000,200000] [--send-timeout 600] [--connections 4]
                                  [--pg postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
 
@@ -10,8 +10,9 @@ and 1,000 suppressed addresses outside the audience. Then `digest.db.editions.en
 plus its commit is timed, on SQLite (a file in a temporary folder) and on PostgreSQL (a fresh database,
 ANALYZEd after the load as autovacuum would, dropped afterwards; a statement past --pg-timeout is reported as
 not done). Per-statement times, the latency of the first `claim_batch` against the full queue and, with --plans,
-the plans as executed (EXPLAINed just before each statement runs) are printed. At the --proposed sizes the
-enqueue is also timed with `proposed_insert` (ON CONFLICT DO NOTHING instead of NOT EXISTS; not project code).
+the plans as executed (EXPLAINed just before each statement runs) are printed. At the --proposed sizes (none
+by default) the enqueue is also timed with `proposed_insert`, a local copy of the insert to try a variant on
+(today it equals the code's ON CONFLICT DO NOTHING insert; not project code).
 
 Part 2 (memory). For each N, a SQLite database is seeded the same way and enqueued, then a *spawned* child
 process (so its RSS is its own, not inherited) runs `Dispatcher(database, settings).run()` against a discarding
@@ -233,7 +234,7 @@ def enqueue_run(url: str, n: int, *, proposed: bool = False) -> dict[str, Any]:
         claim_ms = (time.perf_counter() - c0) * 1000
         session.rollback()
     log.active = False
-    plans["claim_batch"] = next(r["plan"] for r in log.rows if r["plan"])
+    plans["claim_batch"] = [line for r in log.rows if r["plan"] for line in [r["sql"].split()[0] + ":", *r["plan"]]]
     log.close()
     database.dispose()
     total = t2 - t0
@@ -362,7 +363,7 @@ def main() -> None:
                         help="PostgreSQL admin URL ('' to skip)")
     parser.add_argument("--pg-timeout", type=float, default=120.0,
                         help="statement_timeout (s) for the PostgreSQL enqueue; a run past it is reported as timed out")
-    parser.add_argument("--proposed", type=_sizes, default=[1_000_000],
+    parser.add_argument("--proposed", type=_sizes, default=[],
                         help="sizes at which to also time proposed_insert (ON CONFLICT DO NOTHING; not project code)")
     parser.add_argument("--plans", action="store_true", help="print the query plans")
     args = parser.parse_args()

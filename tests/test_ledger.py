@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from digest.db import deliveries as ledger
 from digest.db.models import (Delivery, DeliveryState, Edition, EditionVariant, MailingList, Subscriber, Subscription,
-                              SubscriptionStatus, utcnow)
+                              SubscriptionStatus, Suppression, utcnow)
 from digest.db.session import Database, open_database
 
 pytestmark = []
@@ -135,3 +135,82 @@ def test_pause_returns_claims_and_cancel_closes_open_rows(database: Database) ->
     with database.session() as session:
         assert ledger.counts_by_state(session, edition_id) == {"cancelled": 4}
         assert ledger.claim_batch(session, "w", now, lease_seconds=60, limit=5) == []
+
+
+def test_the_claim_reads_the_due_index_in_order_without_sorting(tmp_path: Path) -> None:
+    """SQLite only uses a partial index when the query repeats its predicate: check the plans stay so."""
+    database = open_database(f"sqlite:///{tmp_path / 'plan.db'}")
+    seed(database, 3)
+    now = utcnow()
+    with database.engine.connect() as conn:
+        for sql, index in ((ledger._DUE_IDS, "ix_delivery_due"), (ledger._EXPIRED_IDS, "ix_delivery_lease")):
+            plan = " | ".join(str(row[3]) for row in conn.exec_driver_sql(
+                "EXPLAIN QUERY PLAN " + sql.replace(":now", "?").replace(":editions", "(?)").replace(":limit", "?"),
+                (now.isoformat(), 1, 100)))
+            assert index in plan and "TEMP B-TREE" not in plan, plan
+        ambiguous = " | ".join(str(row[3]) for row in conn.exec_driver_sql(
+            f"EXPLAIN QUERY PLAN SELECT id FROM deliveries {ledger._AMBIGUOUS.replace(':now', '?')}", (now.isoformat(),)))
+        assert "ix_delivery_lease" in ambiguous, ambiguous
+
+
+def test_claims_come_in_due_order_with_address_and_suppression(database: Database) -> None:
+    edition_id = seed(database, 5)
+    now = utcnow()
+    with database.session() as session:
+        rows = session.scalars(select(Delivery).where(Delivery.edition_id == edition_id).order_by(Delivery.id)).all()
+        for offset, row in zip((30, 10, 20, 0, 40), rows, strict=True):  # seconds ago
+            row.next_attempt_at = now - dt.timedelta(seconds=offset)
+        session.add(Suppression(email="r2@x.example", reason="test"))
+    with database.session() as session:
+        claimed = ledger.claim_batch(session, "w", now, lease_seconds=60, limit=10)
+    assert [c.email for c in claimed] == ["r4@x.example", "r0@x.example", "r2@x.example", "r1@x.example",
+                                          "r3@x.example"]
+    assert [c.suppressed for c in claimed] == [False, False, True, False, False]
+    with database.session() as session:
+        ledger.mark_suppressed(session, [c.id for c in claimed if c.suppressed], "w")
+    with database.session() as session:
+        assert ledger.counts_by_state(session, edition_id) == {"claimed": 4, "suppressed": 1}
+
+
+def test_the_writer_commits_the_previous_outcome_with_the_next_mark(database: Database) -> None:
+    """One commit per message; at any moment at most one of a connection's rows is transmitting."""
+    edition_id = seed(database, 3)
+    now = utcnow()
+    with database.session() as session:
+        ids = [c.id for c in ledger.claim_batch(session, "w", now, lease_seconds=60, limit=3)]
+    writer = ledger.LedgerWriter(database.engine, "w")
+
+    def states() -> list[str]:
+        with database.session() as session:
+            rows = session.execute(select(Delivery.id, Delivery.state).where(Delivery.edition_id == edition_id))
+            by_id = {delivery_id: state for delivery_id, state in rows}
+            return [str(by_id[i]) for i in ids]
+
+    try:
+        assert writer.transmitting(ids[0], "<a@x>", now + dt.timedelta(seconds=60))
+        writer.sent(ids[0], "250 ok", now)
+        assert states() == ["transmitting", "claimed", "claimed"] and writer.pending == 1  # a kill here: 1 ambiguous
+        assert writer.transmitting(ids[1], "<b@x>", now + dt.timedelta(seconds=60))
+        assert states() == ["sent", "transmitting", "claimed"] and writer.pending == 0
+        writer.sent(ids[1], "250 ok", now)
+        writer.flush()
+        assert states() == ["sent", "sent", "claimed"]
+        assert not ledger.LedgerWriter(database.engine, "thief").transmitting(ids[2], "<c@x>", now)  # not its claim
+    finally:
+        writer.close()
+    with database.session() as session:
+        row = session.get(Delivery, ids[0])
+        assert row.sent_at == now and row.last_reply == "250 ok" and row.message_id == "<a@x>" and row.attempts == 1
+
+
+def test_erasing_a_subscriber_deletes_their_ledger_rows(database: Database) -> None:
+    from digest.db.audience import erase_subscriber
+
+    edition_id = seed(database, 2)
+    with database.session() as session:
+        victim = session.scalar(select(Subscriber.id).where(Subscriber.email == "r0@x.example"))
+        assert erase_subscriber(session, victim)
+    with database.session() as session:
+        assert session.scalars(select(Delivery.subscriber_id).where(Delivery.edition_id == edition_id)).all() != []
+        assert victim not in session.scalars(select(Delivery.subscriber_id)).all()
+        assert ledger.delete_for_editions(session, [edition_id]) == 1

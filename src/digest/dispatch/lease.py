@@ -33,6 +33,10 @@ class LeaseKeeper:
         with self._lock:
             self.held.discard(delivery_id)
 
+    def drop_many(self, delivery_ids: list[int]) -> None:
+        with self._lock:
+            self.held.difference_update(delivery_ids)
+
     def __enter__(self) -> LeaseKeeper:
         self._thread.start()
         return self

@@ -36,9 +36,10 @@ T = TypeVar("T", bound=HasRecipient)
 class SenderPool(Generic[T]):
     def __init__(self, size: int, queue: DomainQueue[T], limiter: RateLimiter,
                  make_transport: Callable[[], Transport], deliver: Callable[[Transport, T], Decision | None],
-                 *, throttle_seconds: float) -> None:
+                 *, throttle_seconds: float, idle: Callable[[], None] = lambda: None) -> None:
         self.queue, self.limiter = queue, limiter
         self.make_transport, self.deliver = make_transport, deliver
+        self.idle = idle  # run in a sender thread before it waits for work, and when it ends
         self.throttle_seconds = throttle_seconds
         self.stopping = threading.Event()
         self.unsent: list[T] = []  # taken but not sent because of a stop
@@ -69,12 +70,15 @@ class SenderPool(Generic[T]):
         transport = self.make_transport()
         try:
             while True:
-                item = self.queue.take()
+                item = self.queue.poll()
+                if item is None:
+                    self._idle()
+                    item = self.queue.take()
                 if item is None:
                     return
                 decision: Decision | None = None
                 try:
-                    if self.stopping.is_set() or not self.limiter.acquire(self.stopping):
+                    if self.stopping.is_set() or not self._acquire():
                         with self._lock:
                             self.unsent.append(item)
                         continue
@@ -90,6 +94,21 @@ class SenderPool(Generic[T]):
                     self.queue.cool_down(domain_of(item.recipient), self.throttle_seconds)
                 if decision is not None and decision.pause_connection:
                     transport.close()
+                    self._idle()
                     self.stopping.wait(self.throttle_seconds)
         finally:
+            self._idle()
             transport.close()
+
+    def _acquire(self) -> bool:
+        """A slot under the rate limits; before waiting for one, what is recorded gets committed."""
+        if self.limiter.try_acquire() <= 0:
+            return True
+        self._idle()
+        return self.limiter.acquire(self.stopping)
+
+    def _idle(self) -> None:
+        try:
+            self.idle()
+        except Exception:  # a database outage: what was not recorded comes back through the leases
+            log.exception("recording outcomes failed")

@@ -20,13 +20,13 @@ from digest.db.session import Database
 class Sessions:
     def __init__(self, database: Database) -> None:
         self.database = database
-        self._lock = threading.Lock() if database.is_sqlite else None
+        self.lock = threading.Lock() if database.is_sqlite else None
 
     @contextmanager
     def __call__(self) -> Iterator[Session]:
-        if self._lock is None:
+        if self.lock is None:
             with self.database.session() as session:
                 yield session
             return
-        with self._lock, self.database.session() as session:
+        with self.lock, self.database.session() as session:
             yield session

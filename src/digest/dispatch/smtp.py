@@ -118,7 +118,8 @@ class SmtpTransport:
         try:
             if code != 250:
                 raise self._refused(code, reply, "MAIL FROM")
-            code, reply = conn.rcpt(recipient)
+            conn.putcmd("rcpt", f"TO:{_path(recipient)}")
+            code, reply = conn.getreply()
             if code not in (250, 251):
                 raise self._refused(code, reply, "RCPT TO")
             if before_data is not None and not before_data():
@@ -156,7 +157,8 @@ class SmtpTransport:
             if self._conn is None:
                 self._conn = self._connect()
             try:
-                return self._conn, self._conn.mail(sender)
+                self._conn.putcmd("mail", f"FROM:{_path(sender)}")
+                return self._conn, self._conn.getreply()
             except (smtplib.SMTPServerDisconnected, TimeoutError, OSError) as exc:
                 self.close()
                 if attempt == 2:
@@ -177,6 +179,17 @@ class SmtpTransport:
                 conn.quit()
             except (smtplib.SMTPException, OSError):
                 conn.close()
+
+
+_PLAIN_ADDRESS = re.compile(r"[^\s<>()\[\]\\,;:\"]+@[^\s<>()\[\]\\,;:\"@]+")
+
+
+def _path(address: str) -> str:
+    """`<address>` for MAIL FROM / RCPT TO. Stored addresses are already bare and normalised, so this skips
+    smtplib's `quoteaddr` (an RFC 2822 parse, a quarter of the client's CPU per message on loopback)."""
+    if _PLAIN_ADDRESS.fullmatch(address):
+        return f"<{address}>"
+    return smtplib.quoteaddr(address)
 
 
 def _text(reply: bytes | str) -> str:

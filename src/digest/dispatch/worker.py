@@ -1,11 +1,15 @@
 """The send loop: claim batches, personalise each row, hand it to the sender pool, record each outcome.
 
 One `Dispatcher` per worker process. Its main thread claims due rows (at most about two batches
-ahead of the senders), builds each message and queues it; `smtp.max_connections` sender threads
-(`pool.py`) send them over reused connections under the rate limits and record every outcome in
-the ledger; a heartbeat (`lease.py`) keeps the leases of the rows in hand. A row is marked
-`transmitting` only after RCPT succeeded and just before DATA, so a crash leaves every row either
-safely due again or explicitly ambiguous (`dispatch.ambiguous`).
+ahead of the senders) in one transaction that also returns each row's address and suppression
+(suppressed rows are recorded there, set-based), builds each message (a skeleton per variant, a few
+string fills and two HMACs per recipient) and queues it; `smtp.max_connections` sender threads
+(`pool.py`) send them over reused connections under the rate limits, while the main thread
+prepares the next ones. Each sender thread records through its own `LedgerWriter`: a row is marked
+`transmitting` only after RCPT succeeded and just before DATA, in one commit with the previous
+message's `sent`, so a message costs one transaction and a crash leaves every row either safely due
+again or explicitly ambiguous (`dispatch.ambiguous`), at most one per connection. A heartbeat
+(`lease.py`) keeps the leases of the rows in hand.
 """
 
 from __future__ import annotations
@@ -16,25 +20,26 @@ import hmac
 import logging
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from email.utils import parseaddr
+from typing import Protocol
 
 from sqlalchemy.orm import Session
 
-from digest.audience.tokens import Signer
 from digest.bounces.codes import enhanced_status, severity
 from digest.bounces.scoring import Thresholds, record_bounce
 from digest.config import Settings
-from digest.db import audience as audience_queries
 from digest.db import deliveries as ledger
-from digest.db.models import Delivery, DeliveryState, EditionVariant, MailingList, utcnow
+from digest.db.models import DeliveryState, EditionVariant, utcnow
 from digest.db.session import Database
 from digest.dispatch.dkim import sign_message
 from digest.dispatch.domains import DomainQueue, domain_of
 from digest.dispatch.lease import LeaseKeeper
 from digest.dispatch.limits import RateLimiter
+from digest.dispatch.links import LinkSigner
 from digest.dispatch.policy import Decision, decide
 from digest.dispatch.pool import SenderPool, Transport
 from digest.dispatch.report import DispatchReport
@@ -45,12 +50,11 @@ from digest.errors import DigestError, DispatchError
 from digest.render.digest_email import greeting
 from digest.render.headers import default_unsubscribe_mailto
 from digest.render.message import list_id, sender_domain
-from digest.render.skeleton import Recipient, cached_skeleton
+from digest.render.skeleton import MessageSkeleton, Recipient, cached_skeleton
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], dt.datetime]
-PREPARE_CHUNK = 25
 
 __all__ = ["Dispatcher", "DispatchReport", "Outgoing", "default_worker_id", "message_id_for"]
 
@@ -64,18 +68,34 @@ class Outgoing:
     recipient: str
     message: bytes
     message_id: str
-    suppressed: bool
+    suppressed: bool = False
     edition_id: int = 0
+
+
+class _Row(Protocol):
+    id: int
+    edition_id: int
 
 
 def default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def message_id_for(delivery: Delivery, secret: bytes, domain: str) -> str:
+def message_id_for(delivery: _Row, secret: bytes, domain: str) -> str:
     """Stable per delivery (a resend after a crash reuses it), unguessable from outside."""
     tag = hmac.new(secret, f"msgid:{delivery.id}".encode(), hashlib.sha256).hexdigest()[:16]
     return f"<{delivery.edition_id}.{delivery.id}.{tag}@{domain}>"
+
+
+@dataclass
+class _Variant:
+    """What every recipient of one edition variant shares; built once per worker process."""
+
+    list_id: int
+    sender: str
+    domain: str
+    skeleton: MessageSkeleton | None
+    error: DigestError | None = None
 
 
 class Dispatcher:
@@ -88,13 +108,18 @@ class Dispatcher:
         self.worker_id = worker_id or default_worker_id()
         self.clock = clock
         self.secret = settings.secret_key()
-        self.signer = Signer(self.secret)
+        self.links = LinkSigner(self.secret)
+        self._message_ids = hmac.new(self.secret, digestmod=hashlib.sha256)
+        self._greetings: dict[str, tuple[str, str]] = {}  # per locale, for subscribers without a name
         self.thresholds = Thresholds.from_settings(settings)
         self.limiter = RateLimiter.from_settings(settings.smtp)  # kept across runs of one worker
         self.transport_factory = transport_factory
         self.sessions = Sessions(database)
-        self._variants: dict[int, EditionVariant] = {}
-        self._lists: dict[int, MailingList] = {}
+        self._variants: dict[int, _Variant] = {}
+        self._local = threading.local()
+        self._writers: list[ledger.LedgerWriter] = []
+        self._keeper: LeaseKeeper | None = None
+        self._writers_lock = threading.Lock()
 
     def run(self, *, edition_ids: list[int] | None = None, progress: Callable[[DispatchReport], None] | None = None,
             should_stop: Callable[[], bool] = lambda: False) -> DispatchReport:
@@ -107,36 +132,73 @@ class Dispatcher:
         keeper = LeaseKeeper(self.sessions, self.worker_id, d.lease_seconds, self.clock)
 
         def deliver(transport: Transport, out: Outgoing) -> Decision | None:
+            pending = False
             try:
-                return self._deliver(transport, out, report)
+                decision, pending = self._deliver(transport, out, report)
+                return decision
             finally:
-                keeper.drop(out.delivery_id)
+                if not pending:  # a recorded `sent` leaves the heartbeat once committed (the writer's on_commit)
+                    keeper.drop(out.delivery_id)
                 if progress:
                     report.elapsed_seconds = time.perf_counter() - started
                     progress(report)
 
         pool = SenderPool(smtp.max_connections, queue, self.limiter, make_transport, deliver,
-                          throttle_seconds=d.throttle_seconds)
-        with keeper, pool:
-            while not should_stop():
-                if len(queue) >= d.batch_size:  # far enough ahead of the senders
-                    queue.wait_until(lambda: len(queue) < d.batch_size or should_stop(), 0.5)
-                    continue
-                work = self._claim(edition_ids, report, keeper)
-                if work:
-                    queue.put_many(work)
-                    continue
-                if queue.busy() == 0:
-                    break
-                queue.wait_until(lambda: queue.busy() == 0 or should_stop(), 0.5)
-            if should_stop():
-                self._release(pool.stop(), report)
+                          throttle_seconds=d.throttle_seconds, idle=self._flush)
+        self._keeper = keeper
+        try:
+            with keeper, pool:
+                while not should_stop():
+                    if len(queue) >= d.batch_size:  # far enough ahead of the senders
+                        queue.wait_for_room(d.batch_size, 0.5)
+                        continue
+                    work = self._claim(edition_ids, report, keeper)
+                    if work:
+                        queue.put_many(work)
+                        continue
+                    if queue.busy() == 0:
+                        break
+                    queue.wait_idle(0.5)
+                if should_stop():
+                    self._release(pool.stop(), report)
+        finally:
+            self._close_writers()
         report.elapsed_seconds = time.perf_counter() - started
         return report
 
     def _smtp_factory(self) -> Callable[[], Transport]:
         password = self.settings.smtp_password()
         return lambda: SmtpTransport(self.settings.smtp, password)
+
+    # --- the sender threads' ledger connections -------------------------------------------------
+
+    def _writer(self) -> ledger.LedgerWriter:
+        writer: ledger.LedgerWriter | None = getattr(self._local, "writer", None)
+        if writer is None:
+            writer = ledger.LedgerWriter(self.database.engine, self.worker_id, self.sessions.lock,
+                                         on_commit=self._keeper.drop_many if self._keeper else lambda ids: None)
+            self._local.writer = writer
+            with self._writers_lock:
+                self._writers.append(writer)
+        return writer
+
+    def _flush(self) -> None:
+        """A sender thread with nothing to send at once commits its recorded outcomes."""
+        writer: ledger.LedgerWriter | None = getattr(self._local, "writer", None)
+        if writer is not None:
+            writer.flush()
+
+    def _close_writers(self) -> None:
+        with self._writers_lock:
+            writers, self._writers = self._writers, []
+        for writer in writers:
+            try:
+                writer.close()
+            except Exception:  # rows not recorded come back through their leases (ambiguous policy)
+                log.exception("closing a ledger connection failed")
+        self._local = threading.local()
+
+    # --- claim and personalise --------------------------------------------------------------------
 
     def _claim(self, edition_ids: list[int] | None, report: DispatchReport, keeper: LeaseKeeper) -> list[Outgoing]:
         d = self.settings.dispatch
@@ -145,28 +207,54 @@ class Dispatcher:
             if recovered:
                 log.warning("%d ambiguous deliveries of dead workers: policy %s", recovered, d.ambiguous)
                 report.recovered += recovered
-            ids = [row.id for row in ledger.claim_batch(session, self.worker_id, self.clock(),
-                                                         lease_seconds=d.lease_seconds, limit=d.batch_size,
-                                                         edition_ids=edition_ids)]
-        keeper.hold(ids)
-        if ids:
-            log.info("claimed %d deliveries", len(ids))
+            rows = ledger.claim_batch(session, self.worker_id, self.clock(), lease_seconds=d.lease_seconds,
+                                      limit=d.batch_size, edition_ids=edition_ids)
+            suppressed = [row.id for row in rows if row.suppressed]
+            ledger.mark_suppressed(session, suppressed, self.worker_id)
+            self._load_variants(session, {row.variant_id for row in rows} - self._variants.keys())
+        for _ in suppressed:
+            report.count("suppressed")
+        rows = [row for row in rows if not row.suppressed]
+        keeper.hold([row.id for row in rows])
+        if rows:
+            log.info("claimed %d deliveries", len(rows))
         work: list[Outgoing] = []
-        # Short transactions: the sender threads record outcomes in between (one writer at a time on SQLite).
-        for start in range(0, len(ids), PREPARE_CHUNK):
+        broken: list[tuple[int, DigestError]] = []
+        now = self.clock()  # one Date for the batch: it is sent within seconds
+        for row in rows:
+            try:
+                out = self._prepare(row, now)
+            except DigestError as exc:  # a broken variant fails its rows with the reason, never loops
+                broken.append((row.id, exc))
+                continue
+            out.sender = self._envelope_sender(out)
+            work.append(out)
+        if broken:
             with self.sessions() as session:
-                rows = ledger.load_claimed(session, ids[start:start + PREPARE_CHUNK])
-                suppressed = audience_queries.suppressed_among(session, [r.subscriber.email for r in rows])
-                for row in rows:
-                    try:
-                        out = self._prepare(session, row, row.subscriber.email in suppressed)
-                    except DigestError as exc:  # a broken variant fails its rows with the reason, never loops
-                        ledger.mark_failed(session, row.id, self.worker_id, reply=f"cannot build: {exc}")
-                        keeper.drop(row.id)
-                        report.count("failed", f"delivery {row.id}: {exc}")
-                        continue
-                    work.append(replace(out, sender=self._envelope_sender(out), edition_id=row.edition_id))
+                for delivery_id, exc in broken:
+                    ledger.mark_failed(session, delivery_id, self.worker_id, reply=f"cannot build: {exc}")
+            for delivery_id, exc in broken:
+                keeper.drop(delivery_id)
+                report.count("failed", f"delivery {delivery_id}: {exc}")
         return work
+
+    def _load_variants(self, session: Session, variant_ids: set[int]) -> None:
+        for variant_id in sorted(variant_ids):
+            variant = session.get(EditionVariant, variant_id)
+            if variant is None:
+                self._variants[variant_id] = _Variant(0, "", "", None, DigestError(f"variant {variant_id} is gone"))
+                continue
+            list_row = variant.edition.mailing_list
+            domain = sender_domain(list_row.from_address)
+            entry = _Variant(list_row.id, parseaddr(list_row.from_address)[1], domain, None)
+            try:
+                entry.skeleton = cached_skeleton(
+                    variant.html, variant.text, variant.placeholder_token, variant.subject, list_row.from_address,
+                    list_id(list_row.name, list_row.slug, domain), f"{variant.edition_id}:{list_row.slug}:digest",
+                    default_unsubscribe_mailto(list_row.from_address))
+            except DigestError as exc:
+                entry.error = exc
+            self._variants[variant_id] = entry
 
     def _envelope_sender(self, out: Outgoing) -> str:
         """VERP when [bounces] is configured: the bounce names its delivery."""
@@ -179,58 +267,56 @@ class Dispatcher:
             ledger.release(session, [o.delivery_id for o in unsent], self.worker_id)
         report.released += len(unsent)
 
-    def _prepare(self, session: Session, row: Delivery, suppressed: bool) -> Outgoing:
-        variant = self._variants.get(row.variant_id) or session.get(EditionVariant, row.variant_id)
-        assert variant is not None
-        self._variants[row.variant_id] = variant
-        list_row = self._lists.get(row.edition.list_id) or row.edition.mailing_list
-        self._lists[row.edition.list_id] = list_row
-        subscriber = row.subscriber
-        domain = sender_domain(list_row.from_address)
-        message_id = row.message_id or message_id_for(row, self.secret, domain)
+    def _prepare(self, row: ledger.Claimed, now: dt.datetime | None = None) -> Outgoing:
+        """The recipient's message: the variant's skeleton with its placeholders filled (no database access)."""
+        variant = self._variants[row.variant_id]
+        if variant.skeleton is None:
+            raise variant.error or DigestError(f"variant {row.variant_id} cannot be built")
+        message_id = row.message_id or self._message_id(row, variant.domain)
         base = self.settings.web.base_url
-        unsubscribe_url = f"{base}/u/{self.signer.make('unsubscribe', subscriber.id, list_row.id)}"
-        preferences_url = f"{base}/p/{self.signer.make('preferences', subscriber.id, list_row.id)}"
-        greet_html, greet_text = greeting(subscriber.locale, subscriber.name)
-        # The variant's skeleton is built once per process; a recipient only fills its placeholders.
-        skeleton = cached_skeleton(variant.html, variant.text, variant.placeholder_token, variant.subject,
-                                   list_row.from_address, list_id(list_row.name, list_row.slug, domain),
-                                   f"{row.edition_id}:{list_row.slug}:digest",
-                                   default_unsubscribe_mailto(list_row.from_address))
-        message = skeleton.render(Recipient(email=subscriber.email, message_id=message_id, name=subscriber.name,
-                                            date=self.clock(), greeting_html=greet_html, greeting_text=greet_text,
-                                            unsubscribe_url=unsubscribe_url, preferences_url=preferences_url))
+        unsubscribe_url = f"{base}/u/{self.links.make('unsubscribe', row.subscriber_id, variant.list_id)}"
+        preferences_url = f"{base}/p/{self.links.make('preferences', row.subscriber_id, variant.list_id)}"
+        if row.name:
+            greet_html, greet_text = greeting(row.locale, row.name)
+        else:
+            cached = self._greetings.get(row.locale)
+            if cached is None:
+                cached = self._greetings[row.locale] = greeting(row.locale, "")
+            greet_html, greet_text = cached
+        message = variant.skeleton.render(Recipient(
+            email=row.email, message_id=message_id, name=row.name, date=now or self.clock(), greeting_html=greet_html,
+            greeting_text=greet_text, unsubscribe_url=unsubscribe_url, preferences_url=preferences_url))
         message = sign_message(self.settings.dkim, message)  # unchanged when [dkim] is not configured
-        return Outgoing(delivery_id=row.id, sender=parseaddr(list_row.from_address)[1], recipient=subscriber.email,
-                        message=message, message_id=message_id, suppressed=suppressed)
+        return Outgoing(delivery_id=row.id, sender=variant.sender, recipient=row.email, message=message,
+                        message_id=message_id, edition_id=row.edition_id)
 
-    def _deliver(self, transport: Transport, out: Outgoing, report: DispatchReport) -> Decision | None:
-        d = self.settings.dispatch
-        if out.suppressed:
-            with self.sessions() as session:
-                ledger.mark_final(session, out.delivery_id, self.worker_id, DeliveryState.suppressed,
-                                  reply="address is suppressed; not sent")
-            report.count("suppressed")
-            return None
+    def _message_id(self, row: ledger.Claimed, domain: str) -> str:
+        """`message_id_for`, with the HMAC key schedule done once."""
+        mac = self._message_ids.copy()
+        mac.update(b"msgid:%d" % row.id)
+        return f"<{row.edition_id}.{row.id}.{mac.hexdigest()[:16]}@{domain}>"
+
+    # --- send and record --------------------------------------------------------------------------
+
+    def _deliver(self, transport: Transport, out: Outgoing, report: DispatchReport) -> tuple[Decision | None, bool]:
+        """Send one message; returns the failure decision (or None) and whether a `sent` awaits its commit."""
+        lease = dt.timedelta(seconds=self.settings.dispatch.lease_seconds)
+        writer = self._writer()
         data_started = False
 
         def before_data() -> bool:
             nonlocal data_started
-            with self.sessions() as session:
-                data_started = ledger.mark_transmitting(session, out.delivery_id, self.worker_id,
-                                                        message_id=out.message_id, now=self.clock(),
-                                                        lease_seconds=d.lease_seconds)
+            data_started = writer.transmitting(out.delivery_id, out.message_id, self.clock() + lease)
             return data_started
 
         try:
             result = transport.send(out.sender, out.recipient, out.message, before_data=before_data)
         except DispatchError as exc:
-            return self._record_failure(out, exc, data_started, report)
-        with self.sessions() as session:
-            ledger.mark_sent(session, out.delivery_id, self.worker_id, reply=f"{result.code} {result.reply}",
-                             now=self.clock())
+            writer.flush()
+            return self._record_failure(out, exc, data_started, report), False
+        writer.sent(out.delivery_id, f"{result.code} {result.reply}", self.clock())
         report.count("sent")
-        return None
+        return None, True
 
     def _record_failure(self, out: Outgoing, exc: DispatchError, data_started: bool,
                         report: DispatchReport) -> Decision:
