@@ -46,5 +46,7 @@ def test_japanese_and_chinese_runs_become_bigrams() -> None:
 
 
 def test_features_many_matches_features() -> None:
-    pairs = [("Quake in Iran", "Ten people died."), ("", "")]
-    assert features_many(pairs) == [features(*p) for p in pairs]
+    pairs = [("Quake in Iran", "Ten people died."), ("", ""), ("Iran quake", "Iran")]
+    bags = features_many(pairs)
+    assert len(bags) == 3
+    assert [bags.bag(d) for d in range(3)] == [features(*p) for p in pairs]

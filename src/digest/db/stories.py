@@ -22,10 +22,12 @@ def recent_stories(session: Session, since: dt.datetime) -> list[Story]:
     return list(session.scalars(query))
 
 
-def stories_by_id(session: Session, ids: list[int]) -> dict[int, Story]:
+def stories_by_id(session: Session, ids: list[int], *, with_articles: bool = True) -> dict[int, Story]:
     if not ids:
         return {}
-    query = select(Story).where(Story.id.in_(ids)).options(*_with_sources())
+    query = select(Story).where(Story.id.in_(ids))
+    if with_articles:
+        query = query.options(*_with_sources())
     return {s.id: s for s in session.scalars(query)}
 
 

@@ -1,80 +1,24 @@
 """Group: assign recent articles to stories and attach related coverage.
 
-The clustering itself lives in `cluster.py` and knows nothing of the database;
-this module maps its labels onto stored stories so story ids stay stable from
-run to run (a cluster keeps the story most of its articles already had).
+`group_recent` (recent.py) is the database-facing entry point; the clustering
+itself (cluster.py and the modules it uses) is pure Python + numpy. The import
+of `group_recent` is lazy so that the feature-extraction worker processes, which
+import `digest.group.text`, do not pay for SQLAlchemy and the configuration.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import logging
-from collections import Counter
-from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from digest.config import Settings
-from digest.db import stories as story_queries
-from digest.db.models import Article, Story, utcnow
-from digest.db.session import Database
-from digest.group.cluster import group_documents
-from digest.group.documents import Doc
+if TYPE_CHECKING:
+    from digest.group.recent import GroupReport, group_recent
 
-log = logging.getLogger(__name__)
+__all__ = ["GroupReport", "group_recent"]
 
 
-@dataclass
-class GroupReport:
-    articles: int
-    stories: int
-    new_stories: int
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from digest.group import recent
 
-
-def group_recent(database: Database, settings: Settings, *, now: dt.datetime | None = None) -> GroupReport:
-    now = now or utcnow()
-    since = now - dt.timedelta(days=settings.group.window_days)
-    with database.session() as session:
-        articles = story_queries.articles_in_window(session, since)
-        if not articles:
-            return GroupReport(0, 0, 0)
-        docs = [Doc(id=str(a.id), title=a.title, text=a.text, published=a.published_at, url=a.url, source=a.source.name)
-                for a in articles]
-        grouping = group_documents(docs)
-        by_id = {str(a.id): a for a in articles}
-        new_stories = 0
-        story_for_label: dict[int, Story] = {}
-        for label, members in sorted(grouping.stories().items()):
-            member_articles = [by_id[m] for m in members]
-            previous = Counter(a.story_id for a in member_articles if a.story_id is not None)
-            story = None
-            if previous:
-                story_id = min(previous, key=lambda sid: (-previous[sid], sid))
-                story = session.get(Story, story_id)
-            if story is None:
-                story = Story(headline="", first_seen_at=min(a.published_at for a in member_articles))
-                session.add(story)
-                session.flush()
-                new_stories += 1
-            for article in member_articles:
-                article.story_id = story.id
-            _describe(story, member_articles)
-            story_for_label[label] = story
-        for label, story in story_for_label.items():
-            related: list[int] = []
-            for member in grouping.stories()[label]:
-                for other in grouping.related.get(member, []):
-                    other_story = story_for_label[grouping.story_of[other]]
-                    if other_story.id != story.id and other_story.id not in related:
-                        related.append(other_story.id)
-            story.related_story_ids = related[:5]
-        log.info("grouped %d articles into %d stories (%d new)", len(articles), len(story_for_label), new_stories)
-        return GroupReport(len(articles), len(story_for_label), new_stories)
-
-
-def _describe(story: Story, articles: list[Article]) -> None:
-    """Headline and summary from the earliest article that has them; topics from every article."""
-    ordered = sorted(articles, key=lambda a: (a.published_at, a.id))
-    lead = next((a for a in ordered if a.title), ordered[0])
-    story.headline = lead.title
-    story.summary = next((a.text for a in ordered if a.text), "")[:600]
-    story.topics = sorted({t for a in articles for t in (a.topics or [])})
-    story.last_updated_at = max(a.published_at for a in articles)
+        return getattr(recent, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -3,7 +3,7 @@
     grouping = group_documents(docs)            # one shot: a file, a window of articles
 
     index = StoryIndex()                        # incremental: keep the fitted archive
-    index.fit(archive_docs)
+    index.fit(archive_docs)                     # (or fit(archive_docs, stories=labels) to keep labels)
     grouping = index.add(new_docs)              # new docs join a story or start one
 
 Method (see docs/grouping.md for the measurements):
@@ -15,35 +15,41 @@ Method (see docs/grouping.md for the measurements):
 3. Average-link clustering over the neighbour graph merges while the mean z
    between two clusters is at least `story_z` (linkage.py). Articles published
    further apart than `window` are never linked into one story.
-4. Related: each story's best-linked other story, kept only when the choice is
-   mutual and above `related_z` (related.py). Nothing is better than filler.
+4. Related (related.py): stories are compared on their event-type vocabulary
+   (common words; names, places and numbers left out). A pair is related only
+   when each is the other's closest story, the runner-up is clearly further
+   (ratio test), and the similarity is a z >= `related_z` outlier against the
+   stories' own background. Nothing is better than filler.
 
 Everything is ordered by document id first, so the result does not depend on
 input order. `add` scores new articles against the frozen archive vocabulary and
 background; refit from time to time (e.g. daily) so IDF follows the news.
+`fit(docs, stories=labels)` indexes an archive grouped earlier without regrouping
+it; the database path (recent.py) does that on every run, then `add`s the new articles.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from digest.group.documents import Doc, Grouping
 from digest.group.linkage import average_link
-from digest.group.related import related_documents
+from digest.group.related import RelatedSettings, related_documents, topic_terms
 from digest.group.similarity import Background, Neighbourhood, neighbourhood
 from digest.group.text import features_many
-from digest.group.vectors import InvertedIndex, Vocabulary
+from digest.group.vectors import InvertedIndex, Vectors, Vocabulary, concatenate
 
 
 @dataclass(frozen=True)
 class GroupSettings:
     story_z: float = 3.5  # mean z between two clusters needed to call them one story
     edge_z: float = 1.0  # weaker pairs are background and are not kept as edges
-    related_z: float = 1.5  # floor for the story-to-story linkage of related coverage
+    related_z: float = 3.0  # floor (z) for the story-to-story similarity of related coverage
+    related_ratio: float = 0.8  # runner-up / best story similarity above this: ambiguous, show nothing
     related_limit: int = 5
     window: dt.timedelta = dt.timedelta(days=7)
 
@@ -63,13 +69,20 @@ class StoryIndex:
         self.vocab = Vocabulary()
         self.idf = np.zeros(0, dtype=np.float32)
         self.indexes: list[tuple[InvertedIndex, int]] = []
+        self.vectors: list[Vectors] = []  # per fitted or added batch, in document order
         self.background = Background(np.zeros(0), np.zeros(0))
-        self.edges: list[dict[int, float]] = []  # per document: neighbour -> symmetric z
+        self.topic = np.zeros(0, dtype=bool)  # per term: event-type vocabulary (related.topic_terms)
+        self.times = np.zeros(0)  # per document: seconds since the epoch, NaN when unknown
+        self.edges = _no_edges()  # (i, j, z) with i < j, each in-window pair once
         self.story: list[int] = []
         self.members: dict[int, list[int]] = {}
 
-    def fit(self, docs: Sequence[Doc]) -> Grouping:
+    def fit(self, docs: Sequence[Doc], stories: Mapping[str, int] | None = None) -> Grouping:
+        """Index `docs` and cluster them; with `stories` (id -> label for every doc), keep those
+        labels instead (an archive grouped by earlier runs), ready for `add`."""
         ordered = _canonical(docs)
+        if stories is not None and any(d.id not in stories for d in ordered):
+            raise ValueError("every document needs a story label")
         self.__init__(self.settings)  # type: ignore[misc]
         self.docs = ordered
         self.position = {d.id: i for i, d in enumerate(ordered)}
@@ -79,16 +92,18 @@ class StoryIndex:
         self.vocab.fit(bags)
         self.idf = self.vocab.idf()
         vectors = self.vocab.transform(bags, self.idf)
+        self.vectors = [vectors]
         self.indexes = [(InvertedIndex(vectors, len(self.vocab.df)), 0)]
         hood = neighbourhood(vectors, self.indexes, self_offset=0)
         self.background = Background(hood.mean, hood.sd)
-        self.edges = [{} for _ in ordered]
-        self._link(hood, first_row=0)
-        story_edges = ((i, j, z) for i in range(len(ordered)) for j, z in self.edges[i].items()
-                       if i < j and self._same_window(i, j))
-        clusters = average_link(len(ordered), story_edges, self.settings.story_z)
-        labels = {root: k for k, root in enumerate(sorted(clusters.size))}
-        self.story = [labels[root] for root in clusters.labels]
+        self.times = _timestamps(ordered)
+        self.edges = self._link(hood, first_row=0)
+        if stories is not None:
+            self.story = [int(stories[d.id]) for d in ordered]
+        else:
+            clusters = average_link(len(ordered), self.edges, self.settings.story_z)
+            labels = {root: k for k, root in enumerate(sorted(clusters.size))}
+            self.story = [labels[root] for root in clusters.labels]
         for i, label in enumerate(self.story):
             self.members.setdefault(label, []).append(i)
         return self.grouping()
@@ -107,39 +122,60 @@ class StoryIndex:
         batch_index = (InvertedIndex(vectors, len(self.vocab.df)), first)
         hood = neighbourhood(vectors, [*self.indexes, batch_index], self_offset=first)
         self.indexes.append(batch_index)
+        self.vectors.append(vectors)
         for d in fresh:
             self.position[d.id] = len(self.docs)
             self.docs.append(d)
         self.background = Background(np.concatenate([self.background.mean, hood.mean]),
                                      np.concatenate([self.background.sd, hood.sd]))
-        self.edges.extend({} for _ in fresh)
-        self._link(hood, first_row=first)
+        self.times = np.concatenate([self.times, _timestamps(fresh)])
+        new = self._link(hood, first_row=first)
+        self.edges = (np.concatenate([self.edges[0], new[0]]), np.concatenate([self.edges[1], new[1]]),
+                      np.concatenate([self.edges[2], new[2]]))
+        neighbours: dict[int, dict[int, float]] = {}
+        for a, b, z in zip(*(part.tolist() for part in new), strict=True):
+            neighbours.setdefault(a, {})[b] = z
+            neighbours.setdefault(b, {})[a] = z
         for i in range(first, len(self.docs)):
-            self._place(i)
+            self._place(i, neighbours.get(i, {}))
         return self.grouping()
 
     def grouping(self) -> Grouping:
-        related = related_documents(self.story, self.members, self.edges, self.settings.related_z,
-                                    self.settings.related_limit)
+        related: list[list[int]] = [[] for _ in self.docs]
+        if self.docs:
+            if len(self.topic) < len(self.vocab.ids):  # terms first seen by `add`
+                self.topic = np.concatenate([self.topic, topic_terms(self.vocab, start=len(self.topic))])
+            related = related_documents(concatenate(self.vectors), self.story, self.members,
+                                        self.topic, self._related_settings())
         return Grouping(story_of={d.id: self.story[i] for i, d in enumerate(self.docs)},
                         related={d.id: [self.docs[j].id for j in related[i]] for i, d in enumerate(self.docs)})
 
-    def _link(self, hood: Neighbourhood, first_row: int) -> None:
-        """Record symmetric z-score edges from each new row to its neighbours."""
+    def _related_settings(self) -> RelatedSettings:
+        s = self.settings
+        return RelatedSettings(floor=s.related_z, ratio=s.related_ratio, limit=s.related_limit)
+
+    def _link(self, hood: Neighbourhood, first_row: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Symmetric z-score edges from each new row to its neighbours: (i, j, z), i < j, each pair once.
+
+        Pairs published further apart than the window are dropped here: they may
+        never be one story, and related coverage does not use these edges.
+        """
         rows, cols = np.nonzero(hood.ids >= 0)
         i = rows + first_row
         j = hood.ids[rows, cols]
         z = self.background.z(i, j, hood.sims[rows, cols].astype(np.float64))
-        keep = z >= self.settings.edge_z
-        for a, b, w in zip(i[keep].tolist(), j[keep].tolist(), z[keep].tolist(), strict=True):
-            self.edges[a][b] = w
-            self.edges[b][a] = w
+        gap = np.abs(self.times[i] - self.times[j])
+        keep = (z >= self.settings.edge_z) & ~(gap > self.settings.window.total_seconds())  # NaN: unknown
+        lo, hi, z = np.minimum(i, j)[keep], np.maximum(i, j)[keep], z[keep]
+        # A pair found from both ends appears twice; keep the first (lowest key) once.
+        _, once = np.unique(lo * len(self.times) + hi, return_index=True)
+        return lo[once], hi[once], z[once]
 
-    def _place(self, i: int) -> None:
+    def _place(self, i: int, neighbours: dict[int, float]) -> None:
         """Join the best-linked existing story (mean z over its members) or start a new one."""
         sums: dict[int, float] = {}
-        for j, z in self.edges[i].items():
-            if j < len(self.story) and self._same_window(i, j):
+        for j, z in neighbours.items():
+            if j < len(self.story):
                 sums[self.story[j]] = sums.get(self.story[j], 0.0) + z
         scored = [(s / len(self.members[label]), -label) for label, s in sums.items()]
         best = max(scored, default=None)
@@ -150,17 +186,20 @@ class StoryIndex:
         self.story.append(label)
         self.members.setdefault(label, []).append(i)
 
-    def _same_window(self, i: int, j: int) -> bool:
-        a, b = _timestamp(self.docs[i]), _timestamp(self.docs[j])
-        return a is None or b is None or abs(a - b) <= self.settings.window.total_seconds()
-
-
 def _timestamp(doc: Doc) -> float | None:
     """Seconds since the epoch; naive datetimes are taken as UTC."""
     if doc.published is None:
         return None
     published = doc.published if doc.published.tzinfo else doc.published.replace(tzinfo=dt.UTC)
     return published.timestamp()
+
+
+def _timestamps(docs: Sequence[Doc]) -> np.ndarray:
+    return np.array([np.nan if (t := _timestamp(d)) is None else t for d in docs], dtype=np.float64)
+
+
+def _no_edges() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0)
 
 
 def _canonical(docs: Sequence[Doc]) -> list[Doc]:

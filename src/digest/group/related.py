@@ -1,36 +1,181 @@
 """Related coverage: same topic, another event, or nothing.
 
-Two stories are related when the average z-score linking their articles is at
-least the floor AND each is the other's best-linked story. The mutual-best test
-is what keeps filler out: a generic story weakly linked to many others is
-nobody's best match, while the other earthquake, the other rehab check-in, is.
-A document's related items are the other story's articles, closest first.
+"Same topic" is decided on the event-type vocabulary only: the common words of
+each story (earthquake, magnitude, rehab, heavyweight, shooting), with names,
+places and numbers left out, since those are what make it another event. Each
+story becomes the centroid of its articles' word vectors, and two stories are
+related only when all of these hold:
+
+* mutual best: each is the other's closest story (a generic story weakly like
+  many others is nobody's best match);
+* unambiguous: the runner-up of either side is clearly further away (at most
+  `ratio` of the best cosine, Lowe's ratio test): when two other stories are
+  about as close, the choice is a guess, and a guess is filler;
+* significant: the similarity, as a z-score against both stories' own
+  background (their similarity to every other story, shrunk towards a news
+  prior exactly like the article-level z, similarity.py), is at least `floor`.
+
+A document's related items are the partner story's articles, closest first.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 
-def related_documents(story: list[int], members: dict[int, list[int]], edges: list[dict[int, float]],
-                      floor: float, limit: int) -> list[list[int]]:
-    """Per document index: up to `limit` related document indices from other stories."""
-    sums: dict[tuple[int, int], float] = {}
-    for i, neighbours in enumerate(edges):
-        a = story[i]
-        for j, z in neighbours.items():
-            b = story[j]
-            if a != b:
-                sums[(a, b)] = sums.get((a, b), 0.0) + z
-    best: dict[int, tuple[float, int]] = {}
-    for (a, b), total in sums.items():
-        score = total / (len(members[a]) * len(members[b]))
-        if score >= floor and (score, -b) > best.get(a, (float("-inf"), 0)):
-            best[a] = (score, -b)
-    partner = {a: -b for a, (_, b) in best.items()}
-    out: list[list[int]] = [[] for _ in story]
-    for a, b in partner.items():
-        if partner.get(b) != a:
+import numpy as np
+
+from digest.group.similarity import Background, shrunk_stats
+from digest.group.vectors import InvertedIndex, Vectors, Vocabulary
+
+
+@dataclass(frozen=True)
+class RelatedSettings:
+    floor: float = 3.0  # z of the story-to-story similarity: three standard deviations
+    ratio: float = 0.8  # runner-up / best cosine above this is ambiguous
+    limit: int = 5
+
+
+def topic_terms(vocab: Vocabulary, start: int = 0) -> np.ndarray:
+    """Per term id from `start` on: True for event-type vocabulary, False for names, places, numbers.
+
+    A word is a name when at least half of the documents that use it write it in
+    Title Case inside a sentence (the ``E:`` twin feature of text.py counts those).
+    """
+    terms = list(vocab.ids)[start:]
+    df = np.asarray(vocab.df, dtype=np.float64)
+    ids = vocab.ids
+    twin = np.fromiter((ids.get("E:" + t, -1) for t in terms), dtype=np.int64, count=len(terms))
+    plain = np.fromiter((not (t.startswith("E:") or t[0].isdigit()) for t in terms), dtype=bool, count=len(terms))
+    own = df[start : start + len(terms)]
+    named = (twin >= 0) & (df[np.maximum(twin, 0)] >= 0.5 * np.maximum(own, 1.0))
+    return plain & ~named
+
+
+def story_partners(vectors: Vectors, story: list[int], keep: np.ndarray,
+                   settings: RelatedSettings) -> dict[int, int]:
+    """Story label -> its related story's label (symmetric), for the stories that have one."""
+    labels = sorted(set(story))
+    if len(labels) < 2:
+        return {}
+    row_story = np.searchsorted(labels, np.asarray(story))
+    centroids = _centroids(vectors, row_story, len(labels), keep)
+    best, top, runner_up, mean, sd = _closest_stories(centroids, len(keep))
+    background = Background(mean, sd)
+    partners: dict[int, int] = {}
+    for a in range(len(labels)):
+        b = int(best[a])
+        if b < 0 or int(best[b]) != a:
             continue
+        s = float(top[a])
+        z = float(background.z(np.array([a]), np.array([b]), np.array([s]))[0])
+        if z < settings.floor or max(runner_up[a], runner_up[b]) > settings.ratio * s:
+            continue
+        partners[labels[a]] = labels[b]
+    return partners
+
+
+def _closest_stories(centroids: Vectors, vocab_size: int
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per story: closest other story, its cosine, the runner-up's cosine, and the background.
+
+    Stories are far fewer than articles, so every story-to-story cosine is computed
+    exactly (rare terms from postings, common terms as one dense product), a block
+    of rows at a time; the background (mean and sd over all other stories) is
+    shrunk towards the news prior like the article-level one.
+    """
+    n = centroids.n
+    index = InvertedIndex(centroids, vocab_size)
+    best = np.full(n, -1, dtype=np.int64)
+    top, runner_up = np.zeros(n), np.zeros(n)
+    total, total_sq = np.zeros(n), np.zeros(n)
+    step = max(16, 4_000_000 // max(n, 1))
+    for first in range(0, n, step):
+        last = min(first + step, n)
+        rare, columns, values = index.rows(centroids, first, last)
+        local = np.arange(last - first)
+        common = np.zeros((len(local), index.dense.shape[1]), dtype=np.float32)
+        np.add.at(common, (np.repeat(local, columns.shape[1]), columns.ravel()), values.ravel())
+        sims = rare + common @ index.dense.T
+        sims[local, first + local] = 0.0
+        total[first:last] = sims.sum(axis=1)
+        total_sq[first:last] = (sims * sims).sum(axis=1)
+        sims[local, first + local] = -1.0
+        two = np.argpartition(-sims, 1, axis=1)[:, :2]
+        pair = sims[local[:, None], two]
+        swap = (pair[:, 1] > pair[:, 0]) | ((pair[:, 1] == pair[:, 0]) & (two[:, 1] < two[:, 0]))
+        two[swap] = two[swap][:, ::-1]
+        best[first:last] = two[:, 0]
+        top[first:last] = sims[local, two[:, 0]]
+        runner_up[first:last] = np.maximum(sims[local, two[:, 1]], 0.0)
+    best[top <= 0] = -1
+    mean, sd = shrunk_stats(total, total_sq, np.full(n, n - 1, dtype=np.float64))
+    return best, top, runner_up, mean, sd
+
+
+def related_documents(vectors: Vectors, story: list[int], members: dict[int, list[int]],
+                      keep: np.ndarray, settings: RelatedSettings) -> list[list[int]]:
+    """Per document index: up to `limit` related document indices, all from one other story.
+
+    Only articles firmly inside their own story take part, on either side: an
+    article closer (in the full vectors) to the other story's centroid than to its
+    own may be a misplaced copy of the same event, and showing it as "another
+    event" is the worst kind of filler. The partner's most central articles come first.
+    """
+    out: list[list[int]] = [[] for _ in story]
+    partners = story_partners(vectors, story, keep, settings)
+    if not partners:
+        return out
+    labels = sorted(set(story))
+    row_story = np.searchsorted(labels, np.asarray(story))
+    full = _centroids(vectors, row_story, len(labels), np.ones(len(keep), dtype=bool))
+    rows = np.asarray(sorted(i for a in partners for i in members[a]), dtype=np.int64)
+    other = np.searchsorted(labels, [partners[story[i]] for i in rows.tolist()])
+    own_affinity = _affinity(vectors, rows, row_story[rows], full)
+    other_affinity = _affinity(vectors, rows, other, full)
+    firm = {i for i, a, b in zip(rows.tolist(), own_affinity.tolist(), other_affinity.tolist(), strict=True)
+            if a > b}
+    centrality = dict(zip(rows.tolist(), own_affinity.tolist(), strict=True))
+    for a, b in partners.items():
+        shown = sorted((j for j in members[b] if j in firm), key=lambda j: (-centrality[j], j))[: settings.limit]
         for i in members[a]:
-            ranked = sorted(members[b], key=lambda j: (-edges[i].get(j, 0.0), j))
-            out[i] = ranked[:limit]
+            if i in firm:
+                out[i] = shown
     return out
+
+
+def _affinity(vectors: Vectors, rows: np.ndarray, stories: np.ndarray, centroids: Vectors) -> np.ndarray:
+    """Cosine of each listed document row with the centroid of the story listed beside it."""
+    width = int(max(vectors.indices.max(initial=0), centroids.indices.max(initial=0))) + 1
+    c_rows = np.repeat(np.arange(centroids.n), centroids.nnz())
+    c_keys = c_rows * width + centroids.indices
+    counts = vectors.nnz()[rows]
+    starts = vectors.indptr[rows]
+    owner = np.repeat(np.arange(len(rows)), counts)
+    positions = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(int(counts.sum()))
+    keys = stories[owner] * width + vectors.indices[positions]
+    at = np.minimum(np.searchsorted(c_keys, keys), len(c_keys) - 1)
+    hit = c_keys[at] == keys
+    products = np.where(hit, centroids.data[at].astype(np.float64) * vectors.data[positions], 0.0)
+    return np.bincount(owner, weights=products, minlength=len(rows))
+
+
+def _centroids(vectors: Vectors, row_story: np.ndarray, n_stories: int, keep: np.ndarray) -> Vectors:
+    """Per story: the L2-normalised sum of its documents' (re-normalised) topic-word vectors."""
+    counts = vectors.nnz()
+    rows = np.repeat(np.arange(vectors.n), counts)
+    terms = vectors.indices
+    inside = terms < len(keep)
+    mask = inside.copy()
+    mask[inside] = keep[terms[inside]]
+    rows, terms, data = rows[mask], terms[mask], vectors.data[mask].astype(np.float64)
+    norms = np.sqrt(np.bincount(rows, weights=data * data, minlength=vectors.n))
+    data = data / np.maximum(norms[rows], 1e-12)
+    owner = row_story[rows]
+    key = owner * len(keep) + terms
+    unique, inverse = np.unique(key, return_inverse=True)
+    summed = np.bincount(inverse, weights=data)
+    c_story, c_term = np.divmod(unique, len(keep))
+    c_norm = np.sqrt(np.bincount(c_story, weights=summed * summed, minlength=n_stories))
+    values = summed / np.maximum(c_norm[c_story], 1e-12)
+    indptr = np.concatenate(([0], np.cumsum(np.bincount(c_story, minlength=n_stories))))
+    return Vectors(indptr, c_term.astype(np.int64), values.astype(np.float32))

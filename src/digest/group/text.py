@@ -15,12 +15,19 @@ import os
 import re
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from functools import lru_cache
+
+import numpy as np
 
 # A word may carry inner apostrophes or dots ("o'brien", "u.s", "5.6").
 _WORD = re.compile(r"\w+(?:['’.]\w+)*", re.UNICODE)
 # "6. 1" and "5: 03" come from tokenised sources; rejoin them into one number.
 _SPLIT_NUMBER = re.compile(r"(?<=\d) ?([.,:]) ?(?=\d)")
+# One pass over the text: words, and the sentence breaks of _SENTENCE as one-character tokens.
+_TOKEN = re.compile(r"\w+(?:['’.]\w+)*|[.!?…]\s|[\"“”«»\n]")
+_BREAKS = frozenset(".!?…\"“”«»\n")
+_HAS_SPLIT_NUMBER = re.compile(r"\d(?: [.,:] ?| ?[.,:] )\d")  # cheap test before the look-behind substitution
 _SENTENCE = re.compile(r"(?<=[.!?…])\s+|[\"“”«»\n]+")
 _NUMBER = re.compile(r"[\d.,:]+")
 _HANGUL = re.compile(r"[\uac00-\ud7af\u1100-\u11ff\u3130-\u318f]")
@@ -74,32 +81,102 @@ def tokens(text: str) -> list[str]:
 
 def features(title: str, text: str = "") -> Counter[str]:
     """Weighted bag of features for one article: words, numbers and ``E:`` name features."""
-    bag: Counter[str] = Counter()
-    for part, weight in ((title, TITLE_WEIGHT), (text, 1)):
-        for token, is_name in _scan(part):
-            bag[token] += weight
-            if is_name:
-                bag["E:" + token] += weight
+    bag = Counter(_features(text))
+    for token, count in Counter(_features(title)).items():
+        bag[token] += TITLE_WEIGHT * count
     return bag
 
 
-def features_many(pairs: list[tuple[str, str]]) -> list[Counter[str]]:
-    """`features` for many (title, text) pairs; large batches are split over worker processes."""
-    workers = min(len(pairs) // PARALLEL_FROM, os.cpu_count() or 1)
-    if workers < 2:
-        return [features(title, text) for title, text in pairs]
-    chunks = [pairs[k::workers] for k in range(workers)]
-    # "spawn", not fork: the caller may be a threaded server or scheduler.
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        parts = list(pool.map(_features_chunk, chunks))
-    out: list[Counter[str]] = [Counter()] * len(pairs)
-    for k, part in enumerate(parts):
-        out[k::workers] = part
+_PLAIN: dict[str, tuple[str, ...]] = {}  # word -> its tokens (a sentence-initial word)
+_NAMED: dict[str, tuple[str, ...]] = {}  # word -> its tokens plus their E: twins when Title Case
+_CACHE_LIMIT = 500_000
+
+
+def _features(text: str) -> list[str]:
+    """Every feature occurrence of `text`, in order: the hot loop of grouping, so word results are cached."""
+    out: list[str] = []
+    extend = out.extend
+    plain, named = _PLAIN, _NAMED
+    if len(named) > _CACHE_LIMIT:
+        plain.clear()
+        named.clear()
+    if _HAS_SPLIT_NUMBER.search(text):
+        text = _SPLIT_NUMBER.sub(r"\1", text)
+    first = True
+    for word in _TOKEN.findall(text):
+        if word[0] in _BREAKS:  # a sentence ends: the next word is capitalised by grammar, not as a name
+            first = True
+        elif first:
+            found = plain.get(word)
+            if found is None:
+                found = plain[word] = _classify(word)[0]
+            extend(found)
+            first = False
+        else:
+            found = named.get(word)
+            if found is None:
+                tokens, capitalised = _classify(word)
+                found = named[word] = tokens + tuple("E:" + t for t in tokens) if capitalised else tokens
+            extend(found)
     return out
 
 
-def _features_chunk(pairs: list[tuple[str, str]]) -> list[Counter[str]]:
-    return [features(title, text) for title, text in pairs]
+@dataclass
+class Bags:
+    """Many documents' feature bags in compact form: a local term list and flat arrays.
+
+    Document d owns entries `offsets[d]:offsets[d + 1]` of `ids` (indices into
+    `terms`) and `counts`. Worker processes send this back instead of Counters,
+    so the parent maps each distinct term once, not every (document, term) pair.
+    """
+
+    terms: list[str]
+    ids: np.ndarray
+    counts: np.ndarray
+    lengths: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def bag(self, d: int) -> Counter[str]:
+        start = int(self.lengths[:d].sum())
+        end = start + int(self.lengths[d])
+        return Counter({self.terms[t]: int(c) for t, c in zip(self.ids[start:end].tolist(),
+                                                             self.counts[start:end].tolist(), strict=True)})
+
+
+def features_many(pairs: list[tuple[str, str]]) -> Bags:
+    """`features` for many (title, text) pairs; large batches are split over worker processes."""
+    workers = min(len(pairs) // PARALLEL_FROM, os.cpu_count() or 1)
+    if workers < 2:
+        return _features_chunk(pairs)
+    size = -(-len(pairs) // workers)
+    chunks = [pairs[k * size : (k + 1) * size] for k in range(workers)]
+    # "spawn", not fork: the caller may be a threaded server or scheduler.
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        parts = list(pool.map(_features_chunk, chunks))
+    terms: dict[str, int] = {}
+    ids = []
+    for part in parts:
+        remap = np.fromiter((terms.setdefault(t, len(terms)) for t in part.terms), dtype=np.int64,
+                            count=len(part.terms))
+        ids.append(remap[part.ids])
+    return Bags(list(terms), np.concatenate(ids), np.concatenate([p.counts for p in parts]),
+                np.concatenate([p.lengths for p in parts]))
+
+
+def _features_chunk(pairs: list[tuple[str, str]]) -> Bags:
+    terms: dict[str, int] = {}
+    ids: list[int] = []
+    counts: list[int] = []
+    lengths: list[int] = []
+    for title, text in pairs:
+        bag = features(title, text)
+        ids.extend([terms.setdefault(t, len(terms)) for t in bag])
+        counts.extend(bag.values())
+        lengths.append(len(bag))
+    return Bags(list(terms), np.asarray(ids, dtype=np.int64), np.asarray(counts, dtype=np.float64),
+                np.asarray(lengths, dtype=np.int64))
 
 
 def _scan(text: str) -> list[tuple[str, bool]]:

@@ -10,11 +10,12 @@ grow with df², so InvertedIndex keeps them as a small dense matrix instead.
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from digest.group.text import Bags
 
 DENSE_FROM_DOCS = 100  # terms in more documents than this (and than the share) go dense
 DENSE_FROM_SHARE = 0.02
@@ -36,6 +37,15 @@ class Vectors:
         return np.diff(self.indptr)
 
 
+def concatenate(parts: Sequence[Vectors]) -> Vectors:
+    """Stack the rows of several CSR blocks."""
+    if len(parts) == 1:
+        return parts[0]
+    offsets = np.cumsum([0] + [int(p.indptr[-1]) for p in parts[:-1]])
+    indptr = np.concatenate([[0]] + [p.indptr[1:] + o for p, o in zip(parts, offsets, strict=True)])
+    return Vectors(indptr, np.concatenate([p.indices for p in parts]), np.concatenate([p.data for p in parts]))
+
+
 class Vocabulary:
     """Term ids and document frequencies; frozen after `fit` except for new terms' ids."""
 
@@ -44,7 +54,7 @@ class Vocabulary:
         self.df: list[int] = []
         self.n_docs = 0
 
-    def fit(self, bags: Sequence[Counter[str]]) -> None:
+    def fit(self, bags: Bags) -> None:
         ids = self._ids(bags)  # also extends df with zeros for new terms
         self.df = (np.asarray(self.df, dtype=np.int64) + np.bincount(ids, minlength=len(self.df))).tolist()
         self.n_docs += len(bags)
@@ -53,11 +63,11 @@ class Vocabulary:
         df = np.asarray(self.df, dtype=np.float64)
         return np.log((1.0 + self.n_docs) / (1.0 + df)).astype(np.float32)
 
-    def transform(self, bags: Sequence[Counter[str]], idf: np.ndarray) -> Vectors:
+    def transform(self, bags: Bags, idf: np.ndarray) -> Vectors:
         """Sublinear tf × idf, L2-normalised. Unseen terms get the idf of a term seen once."""
         terms = self._ids(bags)
-        counts = np.fromiter((c for bag in bags for c in bag.values()), dtype=np.float64, count=len(terms))
-        lengths = np.fromiter((len(bag) for bag in bags), dtype=np.int64, count=len(bags))
+        counts = bags.counts
+        lengths = bags.lengths
         row_of = np.repeat(np.arange(len(bags)), lengths)
         order = np.lexsort((terms, row_of))  # each row's terms ascending
         terms, counts = terms[order], counts[order]
@@ -69,16 +79,14 @@ class Vocabulary:
         indptr = np.concatenate(([0], np.cumsum(lengths)))
         return Vectors(indptr, terms, (data / norms[row_of]).astype(np.float32))
 
-    def _ids(self, bags: Sequence[Counter[str]]) -> np.ndarray:
-        """Term ids for every (bag, term) in order, adding unseen terms to the vocabulary."""
+    def _ids(self, bags: Bags) -> np.ndarray:
+        """Global term ids for every (bag, term) entry, adding unseen terms to the vocabulary."""
         ids = self.ids
-        out = [ids.get(t) for bag in bags for t in bag]
-        if None in out:
-            it = iter(out)
-            out = [found if (found := next(it)) is not None else ids.setdefault(t, len(ids))
-                   for bag in bags for t in bag]
+        remap = np.fromiter((ids.setdefault(t, len(ids)) for t in bags.terms), dtype=np.int64,
+                            count=len(bags.terms))
+        if len(ids) > len(self.df):
             self.df.extend([0] * (len(ids) - len(self.df)))
-        return np.asarray(out, dtype=np.int64)
+        return remap[bags.ids]
 
 
 class InvertedIndex:
