@@ -95,3 +95,37 @@ def test_the_same_feed_twice_in_one_run_and_repeated_guids(tmp_path: Path, gathe
     outcome = by_name(gather_sources(database, settings_for([("R", gather_server.url("repeats"))]), now=NOW))["R"]
     assert (outcome.seen_items, outcome.new_items) == (3, 2)  # the repeated GUID is the same item
 
+
+
+def test_batched_fingerprints_are_the_stored_scheme_bit_for_bit() -> None:
+    """fingerprints() (a feed at a time, ASCII fast tokeniser, Mersenne reduction) gives exactly the signatures
+    of the original one-text-at-a-time code, so signatures stored by earlier versions still match."""
+    import random
+    import zlib
+
+    import numpy as np
+
+    from digest.gather import dedupe
+
+    def reference(title: str, text: str) -> bytes | None:
+        tokens = dedupe._WORD.findall(f"{title} {text}".lower())
+        if tokens and sum(map(len, tokens)) > 12 * len(tokens):
+            compact = "".join(tokens)
+            tokens = [compact[i:i + 5] for i in range(max(0, len(compact) - 4))]
+        if len(tokens) < 3:
+            return None
+        words = np.array([zlib.crc32(t.encode()) for t in tokens], dtype=np.uint64)
+        mixed = (words[:-2] * np.uint64(0x9E3779B1)) ^ (words[1:-1] * np.uint64(0x85EBCA77)) ^ words[2:]
+        hashes = (mixed ^ (mixed >> np.uint64(32))) & dedupe._MASK32
+        if hashes.size < dedupe.MIN_SHINGLES:
+            return None
+        permuted = ((dedupe._A[:, None] * hashes[None, :] + dedupe._B[:, None]) % dedupe._PRIME) & dedupe._MASK32
+        return permuted.min(axis=1).astype(np.uint32).tobytes()
+
+    rng = random.Random(7)
+    vocabulary = [*"port union wages strike vote court harbour crane 2026 _x".split(), "café", "東京都の港湾労働者",
+                  "longunbrokenrunofletters", "a-b", "it's"]
+    texts = [(" ".join(rng.choice(vocabulary) for _ in range(rng.randint(0, 6))),
+              " ".join(rng.choice(vocabulary) for _ in range(rng.randint(0, 150)))) for _ in range(400)]
+    assert dedupe.fingerprints(texts) == [reference(title, text) for title, text in texts]
+    assert dedupe.fingerprint(*texts[5]) == reference(*texts[5])

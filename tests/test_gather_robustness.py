@@ -108,7 +108,7 @@ def test_dates_become_utc_with_fallbacks(tmp_path: Path, gather_server: GatherSe
 
 def test_a_source_whose_store_fails_is_recorded_and_the_rest_go_on(tmp_path: Path, gather_server: GatherServer,
                                                                   monkeypatch: object) -> None:
-    import digest.gather as gather_module
+    import digest.gather.run as gather_module
 
     real = gather_module.store_items
 

@@ -20,6 +20,7 @@ def sync_sources(session: Session, configured: list[SourceConfig]) -> list[Sourc
     301/308 stays moved for as long as the config still names the old one.
     """
     existing = {s.name: s for s in session.scalars(select(Source))}
+    _insert_new(session, [conf for conf in configured if conf.name not in existing], existing)
     result = []
     for conf in configured:
         source = existing.pop(conf.name, None) or _insert(session, conf)
@@ -35,10 +36,28 @@ def sync_sources(session: Session, configured: list[SourceConfig]) -> list[Sourc
     return result
 
 
+def _insert_new(session: Session, new: list[SourceConfig], existing: dict[str, Source]) -> None:
+    """All new sources in one savepoint (a first run over hundreds of sources); if another process inserted one
+    of them first, nothing is added here and `_insert` goes one by one."""
+    if len(new) < 2:
+        return
+    rows = {conf.name: _row(conf) for conf in new}
+    try:
+        with session.begin_nested():
+            session.add_all(rows.values())
+    except IntegrityError:
+        return
+    existing.update(rows)
+
+
+def _row(conf: SourceConfig) -> Source:
+    return Source(name=conf.name, url=conf.url, config_url=conf.url, kind=conf.kind, topics=list(conf.topics),
+                  weight=conf.weight, enabled=conf.enabled, consecutive_failures=0, items_seen=0)
+
+
 def _insert(session: Session, conf: SourceConfig) -> Source:
     """A new source row; when another process inserted it first (two schedulers racing), that row."""
-    source = Source(name=conf.name, url=conf.url, config_url=conf.url, kind=conf.kind, topics=list(conf.topics),
-                    weight=conf.weight, enabled=conf.enabled, consecutive_failures=0, items_seen=0)
+    source = _row(conf)
     try:
         with session.begin_nested():
             session.add(source)
@@ -102,6 +121,13 @@ def health(source: Source, now: dt.datetime | None = None) -> dict[str, Any]:
             "last_error_at": source.last_error_at, "last_status": source.last_status,
             "consecutive_failures": source.consecutive_failures, "items_seen": source.items_seen,
             "retired_at": source.retired_at, "next_fetch_at": source.next_fetch_at}
+
+
+def sources_by_id(session: Session, ids: list[int]) -> dict[int, Source]:
+    found: dict[int, Source] = {}
+    for start in range(0, len(ids), 500):
+        found.update((s.id, s) for s in session.scalars(select(Source).where(Source.id.in_(ids[start:start + 500]))))
+    return found
 
 
 def all_sources(session: Session) -> list[Source]:

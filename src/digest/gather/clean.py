@@ -76,7 +76,7 @@ def clean_controls(value: str) -> str:
 def clean_text(value: str) -> str:
     value = unicodedata.normalize("NFC", value or "")
     value = _CONTROL.sub(" ", value)
-    return _SPACES.sub(" ", value).strip()
+    return " ".join(value.split())  # str.split() and re's \s agree on what whitespace is: runs become one space
 
 
 def clean_title(value: str, limit: int = 300) -> str:

@@ -16,6 +16,7 @@ from digest.errors import ParseError
 from digest.gather.clean import (absolute_url, canonical_url, clean_text, clean_title, html_to_text, normalise_language, safe_link,
                                  sanitize_html)
 from digest.gather.dates import parse_date
+from digest.gather.fastrss import parse_rss
 from digest.gather.items import Item
 
 _BINARY_TYPES = ("image/", "audio/", "video/", "font/", "application/pdf", "application/zip", "application/gzip",
@@ -85,12 +86,15 @@ def parse_xml_feed(body: bytes, base_url: str = "", *, content_type: str = "", m
     # No content-location: feedparser would resolve GUIDs against the feed's URL, and a moved feed would then
     # re-publish every item. Links are resolved here instead; our own nh3 pass sanitises, so feedparser's slower
     # sanitiser and resolver are switched off.
+    # Plain UTF-8 RSS 2.0 (most feeds) is read by lxml into the same fields, ~20× faster (fastrss.py).
+    fast = parse_rss(body, content_type)
+    if fast is not None:
+        items = _to_items(fast[0], fast[1], base_url, max_items)
+        if items:
+            return items
     headers = {"content-type": content_type or "application/xml"}
     parsed = feedparser.parse(body, response_headers=headers, sanitize_html=False, resolve_relative_uris=False)
-    language = normalise_language(parsed.feed.get("language", ""))
-    base = canonical_url(parsed.feed.get("link", ""), base_url) or base_url
-    entries = parsed.entries[:max_items]
-    items = [item for entry in entries if (item := _entry_to_item(entry, base, language)) is not None]
+    items = _to_items(parsed.feed, parsed.entries, base_url, max_items)
     if not items:
         # feedparser recovers what it can from broken XML; with nothing usable left, say why.
         if parsed.bozo:
@@ -98,6 +102,12 @@ def parse_xml_feed(body: bytes, base_url: str = "", *, content_type: str = "", m
         if not parsed.version:
             raise ParseError("not a feed: no RSS or Atom root element")
     return items
+
+
+def _to_items(feed: Any, entries: list[Any], base_url: str, max_items: int) -> list[Item]:
+    language = normalise_language(feed.get("language", ""))
+    base = canonical_url(feed.get("link", ""), base_url) or base_url
+    return [item for entry in entries[:max_items] if (item := _entry_to_item(entry, base, language)) is not None]
 
 
 def _bozo_reason(parsed: Any) -> str:

@@ -69,7 +69,8 @@ def store_items(session: Session, source: Source, items: list[Item], now: dt.dat
             by_url[item.url] = -1  # a second item with this URL in the batch is the same article
         new.append(item)
 
-    ids = queries.insert_articles(session, source.id, [_article_row(source, item, now) for item in new])
+    topics = sorted(set(source.topics or []))  # one list object for every item without tags of its own
+    ids = queries.insert_articles(session, source.id, [_article_row(source, item, now, topics) for item in new])
     sightings = [_sighting(article_id, source, item, now, "origin") for article_id, item in zip(ids, new)]
     stored.fingerprints = [(i, item.fingerprint) for i, item in zip(ids, new) if item.fingerprint is not None]
 
@@ -86,12 +87,12 @@ def store_items(session: Session, source: Source, items: list[Item], now: dt.dat
     return stored
 
 
-def _article_row(source: Source, item: Item, now: dt.datetime) -> dict[str, Any]:
+def _article_row(source: Source, item: Item, now: dt.datetime, topics: list[str]) -> dict[str, Any]:
     return {
         "source_id": source.id, "guid": item.guid, "url": item.url, "canonical_url": item.url, "title": item.title,
         "summary_html": item.summary_html, "text": item.text, "author": item.author, "language": item.language,
         "image_url": item.image_url, "published_at": settle_date(item.published_at, now), "fetched_at": now,
-        "topics": sorted(set(source.topics or []) | set(item.tags)), "fingerprint": item.fingerprint,
+        "topics": sorted(set(topics) | set(item.tags)) if item.tags else topics, "fingerprint": item.fingerprint,
     }
 
 

@@ -9,21 +9,46 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import httpx
 
 from digest.config import GatherSettings
 from digest.errors import SourceError
 from digest.gather.clean import clean_text
-from digest.gather.dedupe import fingerprint
 from digest.gather.fetch import FEED_ACCEPT, PAGE_ACCEPT, SourceGone, Throttled, fetch
 from digest.gather.items import FetchResult, Item
-from digest.gather.parse import parse
+from digest.gather.parsejob import add_fingerprints, extract, parse_feed
 from digest.gather.polite import HostGate
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class Runner:
+    """Runs parse jobs in the pool of parse processes, or in the calling thread when there is none (or it broke)."""
+
+    def __init__(self, pool: Executor | None = None) -> None:
+        self._pool = pool
+        self._lock = threading.Lock()
+
+    def __call__(self, job: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        pool = self._pool
+        if pool is not None:
+            try:
+                return pool.submit(job, *args, **kwargs).result()
+            except BrokenProcessPool:  # a parse process died (killed, out of memory): parse here from now on
+                with self._lock:
+                    if self._pool is pool:
+                        log.warning("a parse process died; parsing in the gathering process for the rest of the run")
+                        self._pool = None
+        return job(*args, **kwargs)
 
 
 @dataclass
@@ -59,6 +84,7 @@ class Context:
     client: httpx.Client
     gate: HostGate
     oldest: dt.datetime
+    run: Runner = field(default_factory=Runner)
 
 
 def gather_one(plan: Plan, ctx: Context) -> Gathered:
@@ -71,14 +97,13 @@ def gather_one(plan: Plan, ctx: Context) -> Gathered:
                            accept=accept)
         out.result, out.status = result, result.status
         if not result.not_modified:
-            items = parse(result.body, kind=plan.kind, base_url=result.final_url or plan.url,
-                          content_type=result.content_type, max_items=ctx.settings.max_items)
-            out.parsed = len(items)
-            out.items = [i for i in items if i.published_at is None or i.published_at >= ctx.oldest]
+            out.parsed, out.items = ctx.run(parse_feed, result.body, kind=plan.kind,
+                                            base_url=result.final_url or plan.url, content_type=result.content_type,
+                                            max_items=ctx.settings.max_items, oldest=ctx.oldest,
+                                            with_fingerprints=not plan.full_text)
             if plan.full_text:
                 _full_text(out, ctx)
-            for item in out.items:
-                item.fingerprint = fingerprint(item.title, item.text)
+                add_fingerprints(out.items)
     except SourceGone as exc:
         out.error, out.gone, out.status = str(exc), True, 410
     except Throttled as exc:
@@ -94,14 +119,14 @@ def gather_one(plan: Plan, ctx: Context) -> Gathered:
 
 def _full_text(out: Gathered, ctx: Context) -> None:
     """Summary-only feeds: fetch the page of each item not seen before and take its article text."""
-    from digest.gather.page import enrich, extract_page
+    from digest.gather.page import enrich
 
     todo = [i for i in out.items if i.url and i.guid not in out.plan.known_guids][:ctx.settings.full_text_pages]
     for item in todo:
         try:
             with ctx.gate.enter(item.url):
                 page = fetch(item.url, ctx.settings, client=ctx.client, accept=PAGE_ACCEPT)
-            enrich(item, extract_page(page.body, page.final_url or item.url))
+            enrich(item, ctx.run(extract, page.body, page.final_url or item.url))
             out.pages += 1
         except SourceError as exc:  # the feed's own summary still stands
             out.page_errors.append(f"{item.url}: {exc}")
