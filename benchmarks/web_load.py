@@ -1,19 +1,19 @@
 """Public endpoints under load: POST /subscribe and one-click POST /u/{token} at a fixed rate on SQLite (WAL).
 
     python benchmarks/web_load.py [--rate 200] [--seconds 30] [--subscribers 10000] [--connections 100]
-                                  [--timeout 10] [--dir DIR]
+                                  [--workers 2] [--timeout 10] [--dir DIR]
 
-Three processes: this one (set-up, the aiosmtpd capture server that receives the confirmation mails,
-the report), the server (`python -m digest serve`, what production runs: one uvicorn process), and the
-load generator (httpx on asyncio, --connections keep-alive connections). The generator is open-loop:
+Three parts: this process (set-up, the aiosmtpd capture server that receives the confirmation mails,
+the report), the server (`python -m digest serve --workers N`, what production runs: N uvicorn worker
+processes plus the mailer process that sends the queued confirmation mails), and the load generator (httpx on asyncio, --connections keep-alive connections). The generator is open-loop:
 request i is released at t0 + i/rate whether or not earlier ones have come back, and its latency is
 counted from that planned moment, so a server that falls behind shows up as latency (its backlog
 included) instead of silently lowering the rate.
 
 Two phases in one run, each --seconds long at --rate requests/s:
   1. baseline: GET /healthz only (a trivial endpoint through the same server stack);
-  2. load: POST /subscribe (a new address each time: subscriber, pending subscription, consent row, and a
-     confirmation mail over SMTP after the answer) alternating with POST /u/{token} with
+  2. load: POST /subscribe (a new address each time: rate-limit counters, subscriber, pending subscription,
+     consent row and an outbox row in one transaction; the mailer sends the confirmation mail over SMTP) alternating with POST /u/{token} with
      `List-Unsubscribe=One-Click` for pre-imported confirmed subscribers (each token used once).
 The per-IP and per-address subscribe limits are raised in the config (web.subscribe_per_ip_hour,
 web.subscribe_per_address_day); with the defaults (10 per IP per hour) every subscribe from loopback
@@ -35,6 +35,7 @@ import contextlib
 import json
 import multiprocessing as mp
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -116,13 +117,27 @@ def seed(config: Path, count: int) -> list[str]:
     return [signer.make("unsubscribe", subscriber_id, list_id) for subscriber_id, list_id in ids]
 
 
-def cpu_seconds(pid: int) -> float | None:
-    """utime + stime of a process (Linux /proc), to tell a CPU-bound server from a waiting one."""
+def _stat(pid: int) -> tuple[int, float] | None:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return int(fields[1]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError):
         return None
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """utime + stime of a process and all its descendants (Linux /proc): the server is several processes."""
+    stats = {int(p.name): st for p in Path("/proc").iterdir() if p.name.isdigit() and (st := _stat(int(p.name)))}
+    if pid not in stats:
+        return None
+    family, grew = {pid}, True
+    while grew:
+        grew = False
+        for child, (parent, _) in stats.items():
+            if parent in family and child not in family:
+                family.add(child)
+                grew = True
+    return sum(stats[p][1] for p in family)
 
 
 def wait_ready(url: str, server: subprocess.Popen[bytes], log: Path) -> None:
@@ -289,6 +304,7 @@ def main() -> None:
     parser.add_argument("--subscribers", type=int, default=10_000, help="confirmed subscribers imported first")
     parser.add_argument("--timeout", type=float, default=10, help="seconds before a request counts as an error")
     parser.add_argument("--connections", type=int, default=100, help="keep-alive connections (most requests in flight)")
+    parser.add_argument("--workers", type=int, default=2, help="web server processes (digest serve --workers)")
     parser.add_argument("--dir", type=Path, default=None, help="working folder (default: a temporary one)")
     args = parser.parse_args()
     needed = int(args.rate * args.seconds) // 2 + WARMUP + 1
@@ -311,7 +327,7 @@ def main() -> None:
         log = folder / "server.log"
         with log.open("wb") as log_file:
             server = subprocess.Popen([sys.executable, "-m", "digest", "--config", str(config), "serve",
-                                       "--host", "127.0.0.1", "--port", str(port)],
+                                       "--host", "127.0.0.1", "--port", str(port), "--workers", str(args.workers)],
                                       stdout=log_file, stderr=subprocess.STDOUT)
         try:
             wait_ready(url, server, log)
@@ -338,7 +354,7 @@ def main() -> None:
             sampler.join()
             if load.exitcode != 0 or not out.exists():
                 raise SystemExit(f"load generator failed (exit {load.exitcode})")
-            # Confirmation mails go out after each answer; give the last ones a moment to arrive.
+            # The mailer sends confirmation mails from the outbox; give the last ones a moment to arrive.
             subscribes = (int(args.rate * args.seconds) + 1) // 2 + WARMUP
             deadline = time.monotonic() + 30
             while len(smtp.messages) < subscribes and time.monotonic() < deadline:
@@ -346,7 +362,7 @@ def main() -> None:
             confirmations = len(smtp.messages)
             progress(f"{confirmations} confirmation mails arrived; stopping the server")
         finally:
-            server.terminate()
+            server.send_signal(signal.SIGINT)  # uvicorn's clean shutdown; it stops its workers and the mailer
             try:
                 server.wait(15)
             except subprocess.TimeoutExpired:  # still working through queued mails: stop it hard
@@ -386,13 +402,13 @@ def main() -> None:
         print(f"{name}: p50 {s['p50_ms'] / base['p50_ms']:.1f}x, p99 {s['p99_ms'] / base['p99_ms']:.1f}x healthz; "
               f"p99 < {P99_TARGET_MS:g} ms and 0 errors: {'MET' if verdicts[name] else 'NOT MET'}")
     shown = {phase: "n/a" if value is None else f"{100 * value:.0f}%" for phase, value in cpu.items()}
-    print(f"server CPU (one process; 100% = one core): baseline {shown['baseline']}, load {shown['load']}; "
+    print(f"server CPU ({args.workers} web processes + mailer; 100% = one core): baseline {shown['baseline']}, load {shown['load']}; "
           f"generator CPU {data['cpu_seconds']:.1f} s in all")
     print(f"confirmation mails captured: {confirmations} of {subscribes} subscribes (incl. warm-up); "
           f"subscriptions by status: {counts}; tracebacks in server log: {server_log.count('Traceback')}; "
           f"load average after: {loadavg()}")
     print(json.dumps({
-        "rate": args.rate, "seconds": args.seconds, "subscribers": args.subscribers, "cpus": os.cpu_count(),
+        "rate": args.rate, "seconds": args.seconds, "workers": args.workers, "subscribers": args.subscribers, "cpus": os.cpu_count(),
         "endpoints": rows, "target_met": verdicts,
         "server_cpu_share": {k: None if v is None else round(v, 2) for k, v in cpu.items()},
         "generator_cpu_seconds": round(data["cpu_seconds"], 1), "confirmations": confirmations,

@@ -11,7 +11,7 @@ from conftest import FeedServer, write_config
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import content_type_conformance, not_a_server_error, response_schema_conformance, status_code_conformance
 from starlette.testclient import TestClient
-from test_web_helpers import LiveServer, build_edition, make_token, subscribe
+from test_web_helpers import LiveServer, build_edition, deliver_confirmations, make_token, subscribe
 
 from digest.config import Settings, load_settings
 from digest.demo.capture import CaptureServer
@@ -41,12 +41,13 @@ def test_tokens_are_required_and_roles_enforced(api: tuple[TestClient, Settings,
 
 
 def test_subscriber_lifecycle(api: tuple[TestClient, Settings, dict[str, str], dict[str, str]], smtp_server: CaptureServer) -> None:
-    client, _, admin, _ = api
+    client, settings, admin, _ = api
     created = client.post("/api/subscribers", headers=admin, json={"email": "Lee@Example.COM", "list": "daily",
                                                                    "timezone": "Asia/Seoul", "send_hour": 7})
     assert created.status_code == 201
     person = created.json()
     assert person["email"] == "Lee@example.com" and person["subscriptions"][0]["status"] == "pending"
+    deliver_confirmations(settings)
     assert [m.rcpt_tos for m in smtp_server.messages] == [["Lee@example.com"]]  # double opt-in mail
     found = client.get("/api/subscribers", params={"q": "lee", "status": "pending"}, headers=admin).json()
     assert found["total"] == 1

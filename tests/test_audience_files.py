@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from digest.audience.listfiles import sync_folder
 from digest.audience.subscribers import import_csv
 from digest.cli import cli
-from digest.config import Settings
+from digest.config import Settings, load_settings
 from digest.db import admin as admin_queries
 from digest.db import audience as queries
 from digest.db.models import SubscriptionStatus
@@ -112,3 +112,17 @@ def test_admin_cli_users_and_tokens(workspace: tuple[Path, Settings]) -> None:
     run("set-password", "boss", "--password-stdin", stdin="another long secret\n")
     with database.session() as session:
         assert accounts.authenticate(session, "boss", "another long secret", max_failures=5, lockout_seconds=60)
+
+
+def test_file_lists_are_known_to_every_command(tmp_path: Path, workspace: tuple[Path, Settings]) -> None:
+    config, _ = workspace
+    folder_with_files(config.parent)  # audience.folder defaults to subscribers/ beside digest.toml
+    settings = load_settings(config)
+    assert [c.slug for c in settings.lists] == ["daily", "weekly"]  # digest.toml's daily wins over daily.toml
+    assert settings.get_list("weekly").name == "Weekly Roundup" and settings.file_lists == {"weekly": "weekly.toml"}
+    assert {name for name, _ in settings.file_list_problems} == {"daily.toml", "bad.toml"}  # reported, not fatal
+    result = CliRunner().invoke(cli, ["--config", str(config), "schedule", "--json"])
+    assert result.exit_code == 0, result.output
+    assert {item["list"] for item in json.loads(result.stdout)["lists"]} == {"daily", "weekly"}  # the scheduler sees it
+    report = sync_folder(connect(settings), settings, config.parent / "subscribers")
+    assert report.defined == ["weekly"] and report.imported["weekly"].added == 1

@@ -24,6 +24,8 @@ from digest.db import audience as queries
 from digest.db.models import SubscriptionStatus
 from digest.demo.capture import CaptureServer, Received
 from digest.pipeline import connect, run
+from digest.audience.mailer import Mailer
+from digest.db.session import open_database
 from digest.web.app import create_app
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -63,8 +65,11 @@ def site(tmp_path: Path, feed_server: FeedServer, smtp_server: CaptureServer) ->
     config.write_text(config.read_text().replace("https://news.digest.example", server.url))
     settings = load_settings(config)
     server.mount(create_app(settings))
+    mailer = Mailer(open_database(settings.database.url), settings, poll=0.1)  # what `digest serve` runs beside the app
+    mailer.start_thread()
     with server:
         yield server.url, settings
+    mailer.stop()
 
 
 def wait_for_mail(smtp: CaptureServer, to: str, count: int = 1, timeout: float = 10) -> list[Received]:

@@ -16,6 +16,17 @@ from digest.web import accounts
 PASSWORD = "correct horse battery"
 
 
+def deliver_confirmations(settings: Settings) -> int:
+    """What the mailer process does in production: send the queued confirm mails (over real SMTP)."""
+    from digest.audience.confirmations import send_all_due
+
+    database = connect(settings)
+    try:
+        return send_all_due(database, settings).sent
+    finally:
+        database.dispose()
+
+
 def make_user(settings: Settings, username: str, role: str, password: str = PASSWORD) -> None:
     database = connect(settings)
     with database.session() as session:

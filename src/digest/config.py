@@ -9,6 +9,7 @@ Lookup order for the file: `--config PATH`, then `$DIGEST_CONFIG`, then
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 import tomllib
 from pathlib import Path
@@ -19,6 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from digest.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 CONFIG_FILENAME = "digest.toml"
 
@@ -125,6 +128,7 @@ class GatherSettings(_Section):
     retry_after_max: int = Field(86_400, ge=60, description="Longest Retry-After (seconds) honoured from a 429/503 answer")
     max_age_days: int = Field(7, ge=1, description="Ignore items published longer ago than this")
     near_duplicate: float = Field(0.8, gt=0, le=1, description="Estimated word-shingle similarity (Jaccard) at which two texts are one article")
+    parse_processes: int = Field(-1, ge=-1, le=64, description="Processes that parse fetched feeds while the main process fetches and stores: -1 = one per CPU core when at least 16 sources are due, 0 = parse in the fetching threads")
 
 
 class GroupSettings(_Section):
@@ -138,6 +142,12 @@ class ScheduleSettings(_Section):
 
 class TemplateSettings(_Section):
     dir: Path | None = Field(None, description="Folder whose templates override the bundled ones")
+
+
+class AudienceSettings(_Section):
+    folder: Path = Field(Path("subscribers"), description="Lists-as-files folder: each <slug>.toml there defines a list for "
+                         "every command (scheduler, web, build) as if it were a [[lists]] entry; `digest subscribers sync` "
+                         "imports its <slug>.csv files")
 
 
 class SourceConfig(_Section):
@@ -211,11 +221,14 @@ class Settings(BaseSettings):
     group: GroupSettings = GroupSettings()
     schedule: ScheduleSettings = ScheduleSettings()
     templates: TemplateSettings = TemplateSettings()
+    audience: AudienceSettings = AudienceSettings()
     sources: list[SourceConfig] = Field(default_factory=list)
     lists: list[ListConfig] = Field(default_factory=list)
 
-    # Where the settings came from; not a TOML key.
+    # Where the settings came from; not TOML keys.
     config_path: Path | None = Field(None, exclude=True)
+    file_lists: dict[str, str] = Field(default_factory=dict, exclude=True)  # slug -> the audience.folder file defining it
+    file_list_problems: list[tuple[str, str]] = Field(default_factory=list, exclude=True)
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):  # type: ignore[no-untyped-def,override]
@@ -295,7 +308,54 @@ def load_settings(explicit: str | Path | None = None, *, require_file: bool = Fa
     settings.config_path = path
     _resolve_paths(settings)
     _check_unique(settings)
+    _add_file_lists(settings)
     return settings
+
+
+def _add_file_lists(settings: Settings) -> None:
+    # A broken list file is reported (and skipped), never a reason for every other list to stop.
+    folder = settings.audience.folder
+    if not folder.is_dir():
+        return
+    extra, problems = load_list_files(folder, settings.lists)
+    settings.lists = [*settings.lists, *(conf for conf, _ in extra)]
+    settings.file_lists = {conf.slug: name for conf, name in extra}
+    settings.file_list_problems = problems
+    for name, problem in problems:
+        log.warning("%s: %s", folder / name, problem)
+
+
+def load_list_files(folder: Path, configured: list[ListConfig]) -> tuple[list[tuple[ListConfig, str]], list[tuple[str, str]]]:
+    """List definitions from folder/*.toml (with their file names), minus slugs already in `configured`; per-file problems."""
+    known = {c.slug for c in configured}
+    found: list[tuple[ListConfig, str]] = []
+    problems: list[tuple[str, str]] = []
+    for path in sorted(folder.glob("*.toml")):
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            problems.append((path.name, f"not valid TOML: {exc}"))
+            continue
+        entries: list[Any] = data["lists"] if isinstance(data.get("lists"), list) else [{"slug": path.stem, **data}]
+        for entry in entries:
+            try:
+                conf = ListConfig(**entry)
+            except (ValidationError, TypeError) as exc:
+                problems.append((path.name, _first_problem(exc)))
+                continue
+            if conf.slug in known:
+                problems.append((path.name, f"list {conf.slug!r} is also defined in digest.toml, which wins"))
+                continue
+            known.add(conf.slug)
+            found.append((conf, path.name))
+    return found, problems
+
+
+def _first_problem(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        error = exc.errors()[0]
+        return f"{'.'.join(str(p) for p in error['loc']) or 'entry'}: {error['msg']}"
+    return str(exc)
 
 
 def _resolve_paths(settings: Settings) -> None:
@@ -307,6 +367,7 @@ def _resolve_paths(settings: Settings) -> None:
     settings.web.secret_key_file = resolve(settings.web.secret_key_file)
     settings.smtp.password_file = resolve(settings.smtp.password_file)
     settings.templates.dir = resolve(settings.templates.dir)
+    settings.audience.folder = resolve(settings.audience.folder) or settings.audience.folder
     if settings.dkim is not None:
         settings.dkim.private_key_file = resolve(settings.dkim.private_key_file)  # type: ignore[assignment]
         settings.dkim.ed25519_key_file = resolve(settings.dkim.ed25519_key_file)
@@ -377,6 +438,7 @@ def _known_keys(parent: list[str]) -> list[str]:
 SECTIONS: dict[str, type[BaseModel]] = {
     "database": DatabaseSettings, "web": WebSettings, "smtp": SmtpSettings, "dispatch": DispatchSettings,
     "dkim": DkimSettings, "bounces": BounceSettings, "gather": GatherSettings, "group": GroupSettings, "schedule": ScheduleSettings, "templates": TemplateSettings,
+    "audience": AudienceSettings,
     "sources": SourceConfig, "lists": ListConfig,
 }
 

@@ -32,7 +32,7 @@ def request_subscription(session: Session, mailing_list: MailingList, data: Subs
         return None
     subscriber = queries.subscriber_by_email(session, data.email)
     if subscriber is None:
-        _, sub = add_subscriber(session, mailing_list, data, confirmed=False, source=origin.source)
+        _, sub = add_subscriber(session, mailing_list, data, confirmed=False, source=origin.source, existing=None)
     else:
         found = queries.subscription(session, mailing_list.id, subscriber.id)
         if found is not None and found.status in (SubscriptionStatus.confirmed, SubscriptionStatus.paused):

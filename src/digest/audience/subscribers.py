@@ -11,6 +11,7 @@ import hashlib
 import io
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from types import EllipsisType
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.orm import Session
@@ -86,9 +87,12 @@ def validate_row(row: dict[str, str]) -> SubscriberData:
 
 
 def add_subscriber(session: Session, mailing_list: MailingList, data: SubscriberData, *, confirmed: bool,
-                   source: str) -> tuple[str, Subscription]:
-    """Create or update; returns ("added"|"updated"|"unchanged", subscription)."""
-    subscriber = queries.subscriber_by_email(session, data.email)
+                   source: str, existing: Subscriber | None | EllipsisType = ...) -> tuple[str, Subscription]:
+    """Create or update; returns ("added"|"updated"|"unchanged", subscription).
+
+    `existing`: what the caller's own lookup of this address found (None: nobody), to save a query.
+    """
+    subscriber = queries.subscriber_by_email(session, data.email) if existing is ... else existing
     outcome = "unchanged"
     if subscriber is None:
         subscriber = Subscriber(email=data.email, name=data.name, timezone=data.timezone, send_hour=data.send_hour,
@@ -103,7 +107,7 @@ def add_subscriber(session: Session, mailing_list: MailingList, data: Subscriber
             if getattr(subscriber, key) != value:
                 setattr(subscriber, key, value)
                 outcome = "updated"
-    sub = queries.subscription(session, mailing_list.id, subscriber.id)
+    sub = None if outcome == "added" else queries.subscription(session, mailing_list.id, subscriber.id)
     if sub is None:
         status = SubscriptionStatus.confirmed if confirmed or not mailing_list.double_opt_in else SubscriptionStatus.pending
         sub = Subscription(list_id=mailing_list.id, subscriber_id=subscriber.id, status=status, topics=data.topics,

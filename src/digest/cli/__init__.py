@@ -12,7 +12,7 @@ from digest.cli.admin_cmds import admin
 from digest.cli.audience_cmds import subscribers
 from digest.cli.demo_cmd import demo
 from digest.cli.dispatch_cmds import bounces, edition, send, status, worker
-from digest.cli.ops_cmds import db, init, preview, schedule, scheduler, serve
+from digest.cli.ops_cmds import db, init, mailer, preview, schedule, scheduler, serve
 from digest.cli.pipeline_cmds import build, gather, group, run, sources
 from digest.errors import DigestError
 
@@ -31,7 +31,7 @@ def cli(ctx: click.Context, config_path: str | None, verbose: int) -> None:
 
 
 for command in (init, demo, gather, sources, group, run, build, send, status, subscribers, preview, schedule, scheduler, worker,
-                serve, db, edition, bounces, admin):
+                serve, mailer, db, edition, bounces, admin):
     cli.add_command(command)
 
 

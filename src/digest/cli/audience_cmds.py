@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from digest.audience.confirmations import send_confirmations
+from digest.audience.confirmations import queue_confirmations, send_all_due
 from digest.audience.listfiles import sync_folder
 from digest.audience.subscribers import ImportReport, export_csv, import_csv
 from digest.cli.common import emit_json, err_console, json_option, out_console, settings_from
@@ -38,7 +38,7 @@ def import_(ctx: click.Context, csv_file: Path, list_slug: str, confirmed: bool,
     settings.get_list(list_slug)
     database = connect(settings)
     report = _import_file(database, settings, csv_file, list_slug, confirmed=confirmed, source=f"import:{csv_file.name}")
-    confirmations = send_confirmations(database, settings, report.pending)
+    confirmations = send_all_due(database, settings)  # queued with the import; a running mailer may beat us to it
     _show(report, csv_file, as_json, confirmations.sent, confirmations.errors)
     if report.added + report.updated + report.unchanged == 0 and report.errors:
         sys.exit(1)
@@ -51,7 +51,9 @@ def _import_file(database, settings, csv_file: Path, list_slug: str, *, confirme
         raise DigestError(f"{csv_file}: not UTF-8 text (byte {exc.start}); save the CSV as UTF-8") from None
     with database.session() as session:
         lists = queries.sync_lists(session, settings.lists)
-        return import_csv(session, lists[list_slug], text.splitlines(keepends=True), confirmed=confirmed, source=source)
+        report = import_csv(session, lists[list_slug], text.splitlines(keepends=True), confirmed=confirmed, source=source)
+        queue_confirmations(session, report.pending)
+        return report
 
 
 def _show(report: ImportReport, csv_file: Path, as_json: bool, confirmations: int, errors: list[str]) -> None:

@@ -1,4 +1,4 @@
-"""Operating verbs: init, db upgrade, preview, scheduler, serve (worker: dispatch_cmds)."""
+"""Operating verbs: init, db upgrade, preview, scheduler, serve, mailer (worker: dispatch_cmds)."""
 
 from __future__ import annotations
 
@@ -190,13 +190,78 @@ def schedule(ctx: click.Context, now_text: str | None, as_json: bool) -> None:
 @click.command()
 @click.option("--host", default=None, help="Address to listen on (default: web.host).")
 @click.option("--port", default=None, type=int, help="Port (default: web.port).")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Web server processes sharing the port (rate limits are counted in the database, so they hold across them).")
+@click.option("--mailer/--no-mailer", default=True, show_default=True,
+              help="Send queued confirmation mails from a child process; use --no-mailer when `digest mailer` runs elsewhere.")
 @click.pass_context
-def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
+def serve(ctx: click.Context, host: str | None, port: int | None, workers: int, mailer: bool) -> None:
     """Serve the public pages, the admin UI (/admin), the REST API (/api) and /healthz."""
+    import multiprocessing
+    import os
+
     import uvicorn
 
+    from digest.audience.mailer import run_mailer_process
     from digest.web.app import create_app
 
     settings = settings_from(ctx)
-    app = create_app(settings)
-    uvicorn.run(app, host=host or settings.web.host, port=port or settings.web.port, log_level="info")
+    app = create_app(settings)  # config, database and migrations are checked here, before any process starts
+    child = None
+    if mailer:
+        config_path = str(settings.config_path) if settings.config_path else None
+        child = multiprocessing.get_context("spawn").Process(target=run_mailer_process, args=(config_path, 0.5),
+                                                             name="digest-mailer", daemon=True)
+        child.start()
+    try:
+        if workers == 1:
+            uvicorn.run(app, host=host or settings.web.host, port=port or settings.web.port, log_level="info")
+        else:  # each worker process builds its own app from the same config file and environment
+            if settings.config_path:
+                os.environ["DIGEST_CONFIG"] = str(settings.config_path)
+            uvicorn.run("digest.web.app:app_from_environment", factory=True, workers=workers,
+                        host=host or settings.web.host, port=port or settings.web.port, log_level="info")
+    finally:
+        if child is not None:
+            child.terminate()
+            child.join(10)
+
+
+@click.command()
+@click.option("--once", is_flag=True, help="Send what is due now, report, and exit.")
+@click.option("--poll", default=0.5, show_default=True, type=click.FloatRange(0.05, 60),
+              help="Seconds between looks at the outbox when it is empty.")
+@json_option
+@click.pass_context
+def mailer(ctx: click.Context, once: bool, poll: float, as_json: bool) -> None:
+    """Send queued confirmation mails (the outbox); `digest serve` runs this itself unless --no-mailer."""
+    from digest.audience.confirmations import send_all_due
+    from digest.audience.mailer import Mailer
+    from digest.db import outbox
+
+    settings = settings_from(ctx)
+    database = connect(settings)
+    if not once:
+        err_console.print("mailer running (Ctrl-C to stop)")
+        worker = Mailer(database, settings, poll=poll,
+                        on_round=lambda r: r.sent and log.info("sent %d confirmation mail(s)", r.sent))
+        signal.signal(signal.SIGTERM, lambda *_: worker.stop())
+        try:
+            worker.run_forever()
+        except KeyboardInterrupt:
+            worker.stop()
+        return
+    report = send_all_due(database, settings)
+    with database.session() as session:
+        left = outbox.counts(session)
+    data = {"sent": report.sent, "retrying": report.retrying, "given_up": report.given_up, "dropped": report.dropped,
+            "waiting": left.waiting, "failed": left.failed, "errors": report.errors}
+    if as_json:
+        emit_json(data)
+    else:
+        out_console.print(f"{report.sent} sent, {report.retrying} to retry, {report.given_up} given up; "
+                          f"outbox: {left.waiting} waiting, {left.failed} failed")
+        for error in report.errors:
+            err_console.print(f"[yellow]not sent:[/] {error}")
+    if report.errors and report.sent == 0:
+        raise SystemExit(1)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import delete, exists, func, or_, select
+from sqlalchemy import bindparam, delete, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from digest.config import ListConfig
+from digest.db.deliveries import delete_for_subscriber as delete_deliveries_of_subscriber
 from digest.db.models import Consent, Event, MailingList, Subscriber, Subscription, SubscriptionStatus, Suppression, utcnow
 
 
@@ -42,21 +43,31 @@ def _insert_list(session: Session, conf: ListConfig) -> MailingList:
         return found
 
 
+# The lookups every public request makes, built once and bound per call (building a statement costs
+# more than running it on SQLite).
+_list_by_slug = select(MailingList).where(MailingList.slug == bindparam("slug"))
+_subscriber_by_email = select(Subscriber).where(Subscriber.email == bindparam("email"))
+_subscription = select(Subscription).where(Subscription.list_id == bindparam("list_id"),
+                                           Subscription.subscriber_id == bindparam("subscriber_id"))
+_suppressed = select(exists().where(Suppression.email == bindparam("email")))
+_insert_event = Event.__table__.insert()
+_insert_consent = Consent.__table__.insert()
+
+
 def list_by_slug(session: Session, slug: str) -> MailingList | None:
-    return session.scalar(select(MailingList).where(MailingList.slug == slug))
+    return session.scalar(_list_by_slug, {"slug": slug})
 
 
 def subscriber_by_email(session: Session, email: str) -> Subscriber | None:
-    return session.scalar(select(Subscriber).where(Subscriber.email == email))
+    return session.scalar(_subscriber_by_email, {"email": email})
 
 
 def subscription(session: Session, list_id: int, subscriber_id: int) -> Subscription | None:
-    return session.scalar(select(Subscription).where(Subscription.list_id == list_id,
-                                                     Subscription.subscriber_id == subscriber_id))
+    return session.scalar(_subscription, {"list_id": list_id, "subscriber_id": subscriber_id})
 
 
 def is_suppressed(session: Session, email: str) -> bool:
-    return session.scalar(select(func.count()).select_from(Suppression).where(Suppression.email == email)) > 0
+    return bool(session.connection().scalar(_suppressed, {"email": email}))
 
 
 def suppressed_among(session: Session, emails: list[str]) -> set[str]:
@@ -74,7 +85,9 @@ def suppress(session: Session, email: str, reason: str) -> None:
 
 def record_event(session: Session, kind: str, *, subscriber_id: int | None = None, edition_id: int | None = None,
                  **detail: Any) -> None:
-    session.add(Event(kind=kind, subscriber_id=subscriber_id, edition_id=edition_id, detail=detail))
+    # A plain insert, not a unit-of-work object: events are only ever appended.
+    session.connection().execute(_insert_event, {"kind": kind, "subscriber_id": subscriber_id, "edition_id": edition_id,
+                                                 "detail": detail, "created_at": utcnow()})
 
 
 def unsubscribe(session: Session, sub: Subscription, *, how: str, now: dt.datetime | None = None) -> bool:
@@ -111,11 +124,10 @@ def counts_by_status(session: Session, list_id: int) -> dict[str, int]:
 # --- consent records ------------------------------------------------------------------------------
 
 def record_consent(session: Session, subscriber_id: int, list_id: int | None, action: str, *, ip: str = "",
-                   source: str = "", wording_version: str = "", now: dt.datetime | None = None) -> Consent:
-    row = Consent(subscriber_id=subscriber_id, list_id=list_id, action=action, ip=ip[:64], source=source,
-                  wording_version=wording_version[:40], created_at=now or utcnow())
-    session.add(row)
-    return row
+                   source: str = "", wording_version: str = "", now: dt.datetime | None = None) -> None:
+    session.connection().execute(_insert_consent, {
+        "subscriber_id": subscriber_id, "list_id": list_id, "action": action, "ip": ip[:64], "source": source,
+        "wording_version": wording_version[:40], "created_at": now or utcnow()})
 
 
 def consents_of(session: Session, subscriber_id: int) -> list[Consent]:
@@ -153,6 +165,7 @@ def search_subscribers(session: Session, *, q: str = "", list_id: int | None = N
 
 def erase_subscriber(session: Session, subscriber_id: int) -> bool:
     """Delete the person (GDPR erasure): subscriptions, consents and ledger rows go with them; events lose the link."""
+    delete_deliveries_of_subscriber(session, subscriber_id)  # the ledger has no foreign keys to cascade
     result = session.execute(delete(Subscriber).where(Subscriber.id == subscriber_id))
     session.expunge_all()  # rows deleted by cascade must not linger in the identity map
     return bool(result.rowcount)

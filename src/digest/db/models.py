@@ -10,7 +10,8 @@ import datetime as dt
 import enum
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Enum, Float, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import (JSON, DateTime, Enum, Float, ForeignKey, Index, Integer, LargeBinary, String, Text,
+                        UniqueConstraint, text)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
@@ -224,6 +225,11 @@ class EditionVariant(Base):
     edition: Mapped[Edition] = relationship(back_populates="variants")
 
 
+# Partial-index predicates of `deliveries` (see `Delivery`); queries repeat them verbatim.
+DUE_PREDICATE = "state IN ('queued', 'deferred')"
+HELD_PREDICATE = "state IN ('claimed', 'transmitting')"
+
+
 class DeliveryState(enum.StrEnum):
     queued = "queued"
     claimed = "claimed"
@@ -237,18 +243,32 @@ class DeliveryState(enum.StrEnum):
 
 
 class Delivery(Base):
+    """The ledger and the queue.
+
+    No foreign keys: a per-row FK check costs PostgreSQL more than the insert itself on a million-row
+    enqueue, and nothing but digest writes here. Deleting a subscriber, an edition or a variant deletes
+    its deliveries explicitly (`digest.db.deliveries.delete_for_*`). The partial indexes hold only the rows
+    their queries look for: the due queue in claim order, the rows in a worker's hands, the sent Message-IDs.
+    Their predicates use literal states: a query matches them by repeating the same term (SQLite's rule).
+    """
+
     __tablename__ = "deliveries"
     __table_args__ = (
         UniqueConstraint("edition_id", "subscriber_id", name="uq_delivery_edition_subscriber"),
-        Index("ix_delivery_state_due", "state", "next_attempt_at"),
-        Index("ix_delivery_worker", "worker_id"),
-        Index("ix_delivery_message_id", "message_id"),
+        Index("ix_delivery_due", "next_attempt_at", "id", sqlite_where=text(DUE_PREDICATE),
+              postgresql_where=text(DUE_PREDICATE)),
+        Index("ix_delivery_lease", "lease_until", sqlite_where=text(HELD_PREDICATE),
+              postgresql_where=text(HELD_PREDICATE)),
+        Index("ix_delivery_worker", "worker_id", sqlite_where=text("worker_id IS NOT NULL"),
+              postgresql_where=text("worker_id IS NOT NULL")),
+        Index("ix_delivery_message_id", "message_id", sqlite_where=text("message_id <> ''"),
+              postgresql_where=text("message_id <> ''")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    edition_id: Mapped[int] = mapped_column(ForeignKey("editions.id", ondelete="CASCADE"))
-    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"))
-    variant_id: Mapped[int] = mapped_column(ForeignKey("edition_variants.id", ondelete="CASCADE"))
+    edition_id: Mapped[int] = mapped_column(Integer)
+    subscriber_id: Mapped[int] = mapped_column(Integer)
+    variant_id: Mapped[int] = mapped_column(Integer)
     state: Mapped[DeliveryState] = mapped_column(Enum(DeliveryState, native_enum=False, length=20), default=DeliveryState.queued)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     worker_id: Mapped[str | None] = mapped_column(String(100))
@@ -262,8 +282,9 @@ class Delivery(Base):
     bounce_kind: Mapped[str | None] = mapped_column(String(20))
     bounced_at: Mapped[dt.datetime | None]
 
-    subscriber: Mapped[Subscriber] = relationship()
-    edition: Mapped[Edition] = relationship()
+    subscriber: Mapped[Subscriber] = relationship(primaryjoin="foreign(Delivery.subscriber_id) == Subscriber.id",
+                                                  viewonly=True)
+    edition: Mapped[Edition] = relationship(primaryjoin="foreign(Delivery.edition_id) == Edition.id", viewonly=True)
 
 
 class Suppression(Base):
@@ -347,3 +368,35 @@ class ApiToken(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[dt.datetime | None]
     revoked_at: Mapped[dt.datetime | None]
+
+
+class OutboxMail(Base):
+    """A transactional mail (the double opt-in confirm) waiting to go out.
+
+    Written in the same transaction as the sign-up it belongs to, so a crash can delay the mail but never lose
+    it; a mailer process sends it and deletes the row. Never held while the web request answers.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "failed_at", "not_before"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20), default="confirm")
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"), index=True)
+    list_id: Mapped[int] = mapped_column(ForeignKey("lists.id", ondelete="CASCADE"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    not_before: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    claimed_until: Mapped[dt.datetime | None]
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    failed_at: Mapped[dt.datetime | None]
+
+
+class RateCount(Base):
+    """Events per key and fixed window, shared by every web process (keys are hashed: no addresses kept here)."""
+
+    __tablename__ = "rate_counts"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    window_start: Mapped[int] = mapped_column(Integer, primary_key=True)  # unix seconds, a multiple of the window
+    count: Mapped[int] = mapped_column(default=0)

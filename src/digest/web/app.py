@@ -20,19 +20,25 @@ from digest.errors import DigestError
 from digest.web import admin, api, preferences, public
 from digest.web.context import WebContext, page
 from digest.web.errors import handle
-from digest.web.ratelimit import RateLimiter
 from digest.web.security import SecurityHeaders
 
-__all__ = ["create_app", "page", "RateLimiter"]
+__all__ = ["create_app", "page"]
 
 
 def create_app(settings: Settings, database: Database | None = None) -> Starlette:
     database = database or open_database(settings.database.url)
     with database.session() as session:  # the lists the pages offer exist as rows from the start
-        queries.sync_lists(session, settings.lists)
-    ctx = WebContext.create(settings, database)
+        lists = queries.sync_lists(session, settings.lists)
+    ctx = WebContext.create(settings, database, lists)
     routes = [*public.routes(ctx), *preferences.routes(ctx), *admin.routes(ctx), *api.routes(ctx)]
     app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)],
                     exception_handlers={DigestError: handle, HTTPException: handle, Exception: handle})
     app.state.context = ctx
     return app
+
+
+def app_from_environment() -> Starlette:
+    """The app for `uvicorn --factory` worker processes: config from DIGEST_CONFIG and the environment."""
+    from digest.config import load_settings
+
+    return create_app(load_settings(require_file=True))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+from contextlib import AbstractContextManager, nullcontext
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,8 +18,9 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from digest.audience.signup import Origin
 from digest.audience.tokens import Signer
 from digest.config import Settings
+from digest.db.models import MailingList
 from digest.db.session import Database
-from digest.web.ratelimit import RateLimiter
+from digest.web.ratelimit import Limit
 
 T = TypeVar("T")
 
@@ -55,21 +58,30 @@ class WebContext:
     settings: Settings
     database: Database
     signer: Signer
-    subscribe_per_ip: RateLimiter
-    subscribe_per_address: RateLimiter
-    login_per_ip: RateLimiter = field(default_factory=lambda: RateLimiter(limit=30, window=900))
+    subscribe_per_ip: Limit
+    subscribe_per_address: Limit
+    login_per_ip: Limit = field(default_factory=lambda: Limit("login-ip", limit=30, window=900))
+    # The configured lists as rows, loaded once: they change only with the config (and a restart).
+    lists: dict[str, MailingList] = field(default_factory=dict)
+    _writer: AbstractContextManager[Any] = field(default_factory=nullcontext)
 
     @classmethod
-    def create(cls, settings: Settings, database: Database) -> WebContext:
+    def create(cls, settings: Settings, database: Database, lists: dict[str, MailingList] | None = None) -> WebContext:
         web = settings.web
-        return cls(settings=settings, database=database, signer=Signer(settings.secret_key()),
-                   subscribe_per_ip=RateLimiter(web.subscribe_per_ip_hour, 3600),
-                   subscribe_per_address=RateLimiter(web.subscribe_per_address_day, 86400))
+        return cls(settings=settings, database=database, signer=Signer(settings.secret_key()), lists=lists or {},
+                   _writer=threading.Lock() if database.is_sqlite else nullcontext(),
+                   subscribe_per_ip=Limit("subscribe-ip", web.subscribe_per_ip_hour, 3600),
+                   subscribe_per_address=Limit("subscribe-address", web.subscribe_per_address_day, 86400))
 
     async def db(self, work: Callable[..., T], *args: Any) -> T:
-        """Run `work(session, *args)` in one transaction on a worker thread, so SQLite waits never block the loop."""
+        """Run `work(session, *args)` in one transaction on a worker thread, so SQLite waits never block the loop.
+
+        On SQLite every transaction here is a write transaction (BEGIN IMMEDIATE), so they run one at a time
+        anyway; queueing the threads on a lock, rather than in SQLite's busy handler (which sleeps in steps of
+        up to 100 ms), keeps the waits as short as the work.
+        """
         def unit() -> T:
-            with self.database.session() as session:
+            with self._writer, self.database.session() as session:
                 return work(session, *args)
 
         return await run_in_threadpool(unit)

@@ -11,13 +11,12 @@ from zoneinfo import available_timezones
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
-from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from digest.audience.addresses import normalise_address
-from digest.audience.confirmations import send_confirmations
+from digest.audience.confirmations import queue_confirmations
 from digest.audience.preferences import languages, offered_topics
 from digest.audience.signup import confirm_subscription, request_subscription, withdraw
 from digest.audience.subscribers import validate_row
@@ -38,7 +37,8 @@ def subscription_from(session: Session, ctx: WebContext, scope: Scope, token: st
     sub = queries.subscription(session, list_id, subscriber_id)
     if sub is None:
         raise TokenError("this link is not valid any more")
-    return sub, sub.mailing_list
+    cached = next((row for row in ctx.lists.values() if row.id == list_id), None)
+    return sub, cached or sub.mailing_list
 
 
 def routes(ctx: WebContext) -> list[Route]:
@@ -64,8 +64,6 @@ def routes(ctx: WebContext) -> list[Route]:
         if str(form.get("website", "")).strip():  # honeypot: bots fill every field
             return done
         ip = client_ip(request)
-        if not ctx.subscribe_per_ip.allow(ip):
-            raise RateLimited("too many subscribe requests from your network; please try again in an hour")
         slugs = [str(v) for v in form.getlist("list")] or [""]
         known = {c.slug for c in settings.lists}
         if any(slug not in known for slug in slugs):
@@ -79,14 +77,18 @@ def routes(ctx: WebContext) -> list[Route]:
                              "weekly_day": str(form.get("weekly_day", "") or "mon")})
         if data.locale not in languages():
             raise AudienceError(f"language must be one of {', '.join(languages())}")
-        if not ctx.subscribe_per_address.allow(email):
-            return done  # same answer: nobody learns whether the address is known
         origin = ctx.origin(request, f"web:{ip}")
 
-        def record(session: Session) -> list[tuple[int, int]]:
+        def record(session: Session) -> None:
+            # One transaction: the limits' counters, the pending subscriptions, their consent records and the
+            # queued confirmation mails. The mailer process sends those; this request never waits on SMTP.
+            if not ctx.subscribe_per_ip.allow(session, ip):
+                raise RateLimited("too many subscribe requests from your network; please try again in an hour")
+            if not ctx.subscribe_per_address.allow(session, email):
+                return  # same answer: nobody learns whether the address is known
             pending = []
             for slug in dict.fromkeys(slugs):
-                mailing_list = queries.list_by_slug(session, slug)
+                mailing_list = ctx.lists.get(slug) or queries.list_by_slug(session, slug)
                 if mailing_list is None:
                     continue
                 offered = offered_topics(settings, settings.get_list(slug))
@@ -94,10 +96,9 @@ def routes(ctx: WebContext) -> list[Route]:
                 due = request_subscription(session, mailing_list, choice, origin)
                 if due:
                     pending.append(due)
-            return pending
+            queue_confirmations(session, pending)
 
-        pending = await ctx.db(record)
-        done.background = BackgroundTask(send_confirmations, ctx.database, settings, pending)  # SMTP after the answer
+        await ctx.db(record)
         return done
 
     async def confirm(request: Request) -> Response:

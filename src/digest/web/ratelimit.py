@@ -1,50 +1,38 @@
-"""Sliding-window rate limits, in memory and per process (one `digest serve` process is the norm).
+"""Rate limits shared by every web process: counters live in the database (`rate_counts`).
 
-Against subscription bombing (per IP, per address) and password guessing (per IP; the per-account
-lockout lives in the database, see `digest.web.accounts`).
+Against subscription bombing (per IP, per address) and password guessing (per IP; the per-account lockout
+is `digest.web.accounts`). The window slides by weighting the previous fixed window by how much of it
+still overlaps (the usual two-counter approximation): two small rows per key, no per-event log.
 """
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import deque
-from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from digest.db.ratelimits import count_event, count_in, hashed
 
 
-class RateLimiter:
-    """At most `limit` events per key in any sliding `window` of seconds."""
+@dataclass
+class Limit:
+    """At most `limit` events per key in any `window` seconds (approximately: see the module docstring)."""
 
-    def __init__(self, limit: int, window: float, clock: Callable[[], float] = time.monotonic,
-                 max_keys: int = 100_000) -> None:
-        self.limit, self.window, self._clock, self._max_keys = limit, window, clock, max_keys
-        self._events: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
+    name: str
+    limit: int
+    window: int
 
-    def allow(self, key: str) -> bool:
-        """Count one event for `key`; False (and nothing counted) when the key is over its limit."""
-        now = self._clock()
-        with self._lock:
-            events = self._events.get(key)
-            if events is None:
-                if len(self._events) >= self._max_keys:
-                    self._prune(now)
-                events = self._events[key] = deque()
-            while events and now - events[0] > self.window:
-                events.popleft()
-            if len(events) >= self.limit:
-                return False
-            events.append(now)
-            return True
+    def allow(self, session: Session, key: str, now: float | None = None) -> bool:
+        """Count one event for `key` in the caller's transaction; False when that puts the key over its limit.
 
-    def reset(self, key: str) -> None:
-        with self._lock:
-            self._events.pop(key, None)
-
-    def _prune(self, now: float) -> None:
-        # Memory stays bounded under a flood of distinct keys: drop idle keys, then the oldest half.
-        for key in [k for k, v in self._events.items() if not v or now - v[-1] > self.window]:
-            del self._events[key]
-        if len(self._events) >= self._max_keys:
-            for key in list(self._events)[: self._max_keys // 2]:
-                del self._events[key]
+        Refusals are counted too, so a client that keeps hammering stays refused; a caller that raises on
+        False rolls its transaction (and so the count) back.
+        """
+        now = time.time() if now is None else now
+        start = int(now // self.window) * self.window
+        digest_key = hashed(self.name, key)
+        current = count_event(session, digest_key, start)
+        previous = count_in(session, digest_key, start - self.window)
+        overlap = 1 - (now - start) / self.window
+        return previous * overlap + current <= self.limit

@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from digest.audience import preferences as prefs
 from digest.audience.addresses import normalise_address
-from digest.audience.confirmations import send_confirmations
+from digest.audience.confirmations import queue_confirmations
 from digest.audience.subscribers import ImportReport, import_csv
 from digest.db import audience as queries
 from digest.db.models import SubscriptionStatus
@@ -106,12 +105,13 @@ def routes(guard: Guard) -> list[Route]:
         def run(s: Session) -> ImportReport:
             mailing_list = queries.list_by_slug(s, slug)
             assert mailing_list is not None  # synced at start-up
-            return import_csv(s, mailing_list, text.splitlines(keepends=True), confirmed=confirmed,
-                              source=f"admin:{req.principal.name}:{upload.filename or 'upload'}")
+            report = import_csv(s, mailing_list, text.splitlines(keepends=True), confirmed=confirmed,
+                                source=f"admin:{req.principal.name}:{upload.filename or 'upload'}")
+            queue_confirmations(s, report.pending)  # sent by the mailer, not while the admin waits
+            return report
 
         report = await ctx.db(run)
-        mails = await run_in_threadpool(send_confirmations, ctx.database, ctx.settings, report.pending)
-        result = {**report.as_dict(), "confirmations_sent": mails.sent, "confirmation_errors": mails.errors}
+        result = {**report.as_dict(), "confirmations_queued": len(report.pending)}
         return req.page("admin/import.html", {"report": result}, title="Import subscribers",
                         lists=[c.slug for c in ctx.settings.lists], filename=upload.filename)
 

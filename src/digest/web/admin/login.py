@@ -42,11 +42,12 @@ def routes(guard: Guard) -> list[Route]:
         session = sessions.load(request)
         data = await request.form(max_files=0, max_fields=10)
         sessions.check_csrf(session, request, str(data.get("csrf", "")) or None)
-        if not ctx.login_per_ip.allow(client_ip(request)):
-            raise RateLimited("too many login attempts from your network; wait a few minutes")
         username, password = str(data.get("username", ""))[:100], str(data.get("password", ""))[:1000]
+        ip = client_ip(request)
 
         def check(db: Session) -> tuple[int, int] | None:
+            if not ctx.login_per_ip.allow(db, ip):  # counted across every web process
+                raise RateLimited("too many login attempts from your network; wait a few minutes")
             user: AdminUser | None = authenticate(db, username, password, max_failures=web.login_max_failures,
                                                   lockout_seconds=web.login_lockout_seconds)
             return (user.id, user.session_epoch) if user else None

@@ -13,12 +13,11 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from digest.audience.confirmations import send_confirmations
+from digest.audience.confirmations import queue_confirmations
 from digest.web.accounts import Principal, principal_for_token
 from digest.web.api.endpoints import ENDPOINTS, Call, Endpoint
 from digest.web.api.openapi import openapi_document
@@ -101,11 +100,10 @@ def _route(ctx: WebContext, endpoint: Endpoint) -> Route:
 
         def run(session: Session) -> Any:
             result = endpoint.run(session, call)
+            queue_confirmations(session, call.pending)  # the mailer sends them; this request does not wait
             return None if output is None else output.dump_python(output.validate_python(result), mode="json")
 
         result = await ctx.db(run)
-        if call.pending:
-            await run_in_threadpool(send_confirmations, ctx.database, ctx.settings, call.pending)
         if output is None:
             return Response(status_code=endpoint.status)
         return JSONResponse(result, status_code=endpoint.status)
