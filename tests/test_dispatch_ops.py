@@ -12,6 +12,7 @@ from sqlalchemy import select, update
 
 from digest.cli import cli
 from digest.db import deliveries as ledger
+from digest.db import ledger_stats
 from digest.db.models import Delivery, DeliveryState, utcnow
 from digest.db.session import open_database
 from digest.dispatch.worker import Dispatcher
@@ -42,7 +43,7 @@ def test_pause_stops_claims_resume_continues_without_repeats_cancel_ends(tmp_pat
         assert 15 <= sent_before < 60 and first.sent == sent_before
         assert Dispatcher(database, settings).run().sent == 0  # paused: nothing is claimed
         with database.session() as session:
-            assert ledger.counts_by_state(session, edition_id).get("claimed", 0) == 0
+            assert ledger_stats.counts_by_state(session, edition_id).get("claimed", 0) == 0
 
         runner = CliRunner()
         result = runner.invoke(cli, ["--config", str(config), "edition", "resume", str(edition_id), "--json"])
@@ -81,7 +82,7 @@ def test_retry_failed_touches_only_failed_rows(tmp_path: Path) -> None:
         assert report["requeued"] == 1 and report["sent"] == 1
         assert server.handler.received() == {"ok@x.example": 1, "bad@x.example": 1}
         with database.session() as session:
-            counts = ledger.counts_by_state(session, edition_id)
+            counts = ledger_stats.counts_by_state(session, edition_id)
         assert counts == {"sent": 2, "deferred": 1}
 
 

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from digest.db import deliveries as ledger
+from digest.db import ledger_stats
 from digest.db.models import (Delivery, DeliveryState, Edition, EditionVariant, MailingList, Subscriber, Subscription,
                               SubscriptionStatus, Suppression, utcnow)
 from digest.db.session import Database, open_database
@@ -128,12 +129,12 @@ def test_pause_returns_claims_and_cancel_closes_open_rows(database: Database) ->
         assert ledger.set_edition_state(session, edition_id, "pause") == {"edition": edition_id, "status": "paused", "rows": 2}
     with database.session() as session:  # the worker that held them cannot start DATA any more
         assert not ledger.mark_transmitting(session, claimed[0].id, "w", message_id="<m@x>", now=now, lease_seconds=60)
-        assert ledger.counts_by_state(session, edition_id) == {"queued": 4}
+        assert ledger_stats.counts_by_state(session, edition_id) == {"queued": 4}
     with database.session() as session:
         ledger.set_edition_state(session, edition_id, "resume")
         ledger.set_edition_state(session, edition_id, "cancel")
     with database.session() as session:
-        assert ledger.counts_by_state(session, edition_id) == {"cancelled": 4}
+        assert ledger_stats.counts_by_state(session, edition_id) == {"cancelled": 4}
         assert ledger.claim_batch(session, "w", now, lease_seconds=60, limit=5) == []
 
 
@@ -169,7 +170,7 @@ def test_claims_come_in_due_order_with_address_and_suppression(database: Databas
     with database.session() as session:
         ledger.mark_suppressed(session, [c.id for c in claimed if c.suppressed], "w")
     with database.session() as session:
-        assert ledger.counts_by_state(session, edition_id) == {"claimed": 4, "suppressed": 1}
+        assert ledger_stats.counts_by_state(session, edition_id) == {"claimed": 4, "suppressed": 1}
 
 
 def test_the_writer_commits_the_previous_outcome_with_the_next_mark(database: Database) -> None:

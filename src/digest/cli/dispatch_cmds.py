@@ -15,6 +15,7 @@ from rich.text import Text
 
 from digest.cli.common import emit_json, err_console, interactive, json_option, out_console, settings_from
 from digest.db import deliveries as ledger
+from digest.db import ledger_stats
 from digest.db import editions as edition_queries
 from digest.db.audience import list_by_slug
 from digest.db.models import Edition, utcnow
@@ -67,7 +68,7 @@ def send(ctx: click.Context, list_slug: str | None, retry_failed: bool, as_json:
             row = list_by_slug(session, list_slug)
             edition_ids = [e.id for e in edition_queries.editions_of_list(session, row.id, limit=1000)] if row else []
         requeued = ledger.retry_failed(session, edition_ids, utcnow()) if retry_failed else 0
-        total = ledger.count_open(session, edition_ids)
+        total = ledger_stats.count_open(session, edition_ids)
     with _SendProgress(total) as progress:
         report = Dispatcher(database, settings).run(edition_ids=edition_ids, progress=progress)
     if as_json:

@@ -9,7 +9,7 @@ import datetime as dt
 
 from sqlalchemy.orm import Session
 
-from digest.db import deliveries as ledger
+from digest.db import ledger_stats
 from digest.db.models import DeliveryState, Edition
 
 RATE_WINDOW = dt.timedelta(minutes=5)
@@ -17,10 +17,10 @@ REMAINING = ("queued", "deferred", "claimed", "transmitting")
 
 
 def edition_status(session: Session, edition: Edition, now: dt.datetime) -> dict[str, object]:
-    counts = ledger.counts_by_state(session, edition.id)
+    counts = ledger_stats.counts_by_state(session, edition.id)
     remaining = sum(counts.get(s, 0) for s in REMAINING)
-    recent = ledger.sent_since(session, edition.id, now - RATE_WINDOW)
-    first, last = ledger.sent_window(session, edition.id)
+    recent = ledger_stats.sent_since(session, edition.id, now - RATE_WINDOW)
+    first, last = ledger_stats.sent_window(session, edition.id)
     if recent:  # the current rate; an idle edition shows its overall rate
         rate = recent / RATE_WINDOW.total_seconds()
         if first and now - first < RATE_WINDOW:
@@ -29,14 +29,14 @@ def edition_status(session: Session, edition: Edition, now: dt.datetime) -> dict
         span = (last - first).total_seconds() if first and last else 0.0
         rate = counts.get("sent", 0) / span if span > 0 else 0.0
     eta = remaining / rate if rate > 0 and remaining and edition.status in ("ready", "sending") else None
-    skipped = ledger.rows_in_state(session, edition.id, DeliveryState.skipped)
+    skipped = ledger_stats.rows_in_state(session, edition.id, DeliveryState.skipped)
     return {
         "id": edition.id, "list": edition.mailing_list.slug, "period": edition.period, "status": edition.status,
         "subject": edition.subject, "skip_reason": edition.skip_reason, "deliveries": counts,
         "remaining": remaining, "rate_per_second": round(rate, 1),
         "eta_seconds": round(eta) if eta is not None else None,
-        "top_errors": [{"reply": r, "count": c} for r, c in ledger.top_errors(session, edition.id)],
-        "skipped": skipped, "bounces": ledger.bounce_counts(session, edition.id),
+        "top_errors": [{"reply": r, "count": c} for r, c in ledger_stats.top_errors(session, edition.id)],
+        "skipped": skipped, "bounces": ledger_stats.bounce_counts(session, edition.id),
     }
 
 
