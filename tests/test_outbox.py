@@ -186,3 +186,28 @@ def test_serve_with_two_workers_and_its_mailer(tmp_path: Path, smtp_server: Capt
             server.kill()
             pytest.fail("digest serve did not stop on SIGINT")
     assert server.returncode == 0, server.stderr.read().decode()[-2000:] if server.stderr else ""
+
+
+def test_a_mail_that_cannot_be_built_waits_and_the_rest_go(workspace: tuple[Path, Settings], smtp_server: CaptureServer,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from digest.audience import confirmations
+    from digest.errors import RenderError
+
+    _, settings = workspace
+    database = connect(settings)
+    with database.session() as session:
+        queue_confirmations(session, [subscribe(settings, "broken@example.com", confirmed=False),
+                                      subscribe(settings, "fine@example.com", confirmed=False)])
+    real = confirmations.confirm_message
+
+    def flaky(settings_: Settings, signer: object, mail: object, now: dt.datetime) -> bytes:
+        if mail.email == "broken@example.com":  # type: ignore[attr-defined]
+            raise RenderError("template failed")
+        return real(settings_, signer, mail, now)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(confirmations, "confirm_message", flaky)
+    report = send_due(database, settings)
+    assert (report.sent, report.retrying) == (1, 1)
+    assert [m.rcpt_tos for m in smtp_server.messages] == [["fine@example.com"]]
+    (row,) = outbox_rows(settings)
+    assert row.attempts == 1 and "cannot build the message: template failed" in row.last_error and row.failed_at is None

@@ -27,7 +27,7 @@ from digest.db.models import MailingList, Subscriber, utcnow
 from digest.db.session import Database
 from digest.dispatch.dkim import sign_message
 from digest.dispatch.smtp import SmtpTransport
-from digest.errors import DispatchError, PermanentDispatchError
+from digest.errors import DigestError, DispatchError, PermanentDispatchError
 from digest.render.digest_email import ListView, RenderedBody, render_confirm
 from digest.render.message import list_id, sender_domain
 from digest.render.skeleton import Recipient, cached_skeleton
@@ -108,6 +108,10 @@ def send_due(database: Database, settings: Settings, *, now: dt.datetime | None 
                 for mail in outgoing:
                     try:
                         message = confirm_message(settings, signer, mail, now)
+                    except DigestError as exc:  # e.g. the list left the config, or its template stopped rendering
+                        later.append((mail, f"cannot build the message: {exc}", False))
+                        continue
+                    try:
                         transport.send(parseaddr(mail.from_address)[1], mail.email, message)
                         sent.append(mail.mail_id)
                         report.sent += 1
