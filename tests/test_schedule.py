@@ -234,6 +234,7 @@ def test_weekly_subscribers_get_one_weekly_edition_on_their_day(tmp_path: Path, 
 def test_two_schedulers_on_postgresql_build_one_edition(tmp_path: Path, feed_server: FeedServer,
                                                         smtp_server: CaptureServer, pg_url: str) -> None:
     import threading
+    import time
 
     from digest.schedule.leader import Leadership
 
@@ -268,5 +269,9 @@ def test_two_schedulers_on_postgresql_build_one_edition(tmp_path: Path, feed_ser
     assert not second.acquire()
     first._conn.invalidate()  # the leader process dies: its connection (and the lock) go away
     first._conn = None
+    # The server frees the lock once it notices the dead connection; a standby retries on every tick.
+    deadline = time.monotonic() + 10
+    while not second.acquire() and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert second.acquire()
     second.release()
