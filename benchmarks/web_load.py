@@ -5,7 +5,8 @@
 
 Three parts: this process (set-up, the aiosmtpd capture server that receives the confirmation mails,
 the report), the server (`python -m digest serve --workers N`, what production runs: N uvicorn worker
-processes plus the mailer process that sends the queued confirmation mails), and the load generator (httpx on asyncio, --connections keep-alive connections). The generator is open-loop:
+processes plus the mailer process that sends the queued confirmation mails), and the load generator (its own process: --connections keep-alive HTTP/1.1 connections on asyncio; a lean raw
+client by default, httpx with --client httpx). The generator is open-loop:
 request i is released at t0 + i/rate whether or not earlier ones have come back, and its latency is
 counted from that planned moment, so a server that falls behind shows up as latency (its backlog
 included) instead of silently lowering the rate.
@@ -158,6 +159,71 @@ def wait_ready(url: str, server: subprocess.Popen[bytes], log: Path) -> None:
 
 # ---------------------------------------------------------------- load generator (its own process)
 
+class RawConnection:
+    """One keep-alive HTTP/1.1 connection on asyncio streams: the generator's CPU per request is a fraction of
+    httpx's, which matters when the generator and the server share two cores. It speaks just enough HTTP for
+    this server: a request with an urlencoded form, an answer with Content-Length or chunked, keep-alive.
+    A broken or closed connection is reopened for the next request."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(self, method: str, path: str, form: dict[str, str] | None) -> int:
+        from urllib.parse import urlencode
+
+        if self.writer is None or self.reader is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        body = urlencode(form).encode() if form is not None else b""
+        head = f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nContent-Length: {len(body)}\r\n"
+        if form is not None:
+            head += "Content-Type: application/x-www-form-urlencoded\r\n"
+        try:
+            self.writer.write(head.encode() + b"\r\n" + body)
+            status, headers = await self._head()
+            if headers.get("transfer-encoding", "").lower() == "chunked":
+                while size := int((await self.reader.readline()).split(b";")[0], 16):
+                    await self.reader.readexactly(size + 2)
+                await self.reader.readline()
+            else:
+                await self.reader.readexactly(int(headers.get("content-length", "0")))
+            if headers.get("connection", "").lower() == "close":
+                self.close()
+            return status
+        except BaseException:
+            self.close()
+            raise
+
+    async def _head(self) -> tuple[int, dict[str, str]]:
+        assert self.reader is not None
+        raw = await self.reader.readuntil(b"\r\n\r\n")
+        lines = raw.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        headers = {}
+        for line in lines[1:]:
+            if ":" in line:
+                name, _, value = line.partition(":")
+                headers[name.strip().lower()] = value.strip()
+        return status, headers
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
+class HttpxConnection:
+    """The same interface over an httpx.AsyncClient with one connection (--client httpx)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    async def request(self, method: str, path: str, form: dict[str, str] | None) -> int:
+        response = await (self.client.get(path) if form is None else self.client.post(path, data=form))
+        return int(response.status_code)
+
+
 async def run_phase(clients: list[Any], plan: list[tuple[str, str, dict[str, str] | None]], rate: float,
                     timeout: float) -> list[dict[str, Any]]:
     """Release plan[i] = (kind, path, form) at t0 + i/rate; one record per request (gives up after `timeout` s).
@@ -177,9 +243,8 @@ async def run_phase(clients: list[Any], plan: list[tuple[str, str, dict[str, str
             kind, path, form = plan[i]
             record: dict[str, Any] = {"kind": kind, "planned": planned, "lag": released - planned}
             try:
-                request = client.get(path) if form is None else client.post(path, data=form)
-                response = await asyncio.wait_for(request, timeout)
-                record["status"] = response.status_code
+                request = client.request("GET" if form is None else "POST", path, form)
+                record["status"] = await asyncio.wait_for(request, timeout)
             except Exception as exc:  # a timeout or a refused connection is an error, not a crash
                 record["status"] = None
                 record["error"] = exc.__class__.__name__
@@ -205,7 +270,7 @@ async def run_phase(clients: list[Any], plan: list[tuple[str, str, dict[str, str
 
 
 def generator(url: str, rate: float, seconds: float, timeout: float, connections: int, tokens: list[str], run_id: str,
-              out: str) -> None:
+              out: str, client_kind: str = "raw") -> None:
     import httpx
 
     count = int(rate * seconds)
@@ -224,8 +289,13 @@ def generator(url: str, rate: float, seconds: float, timeout: float, connections
     async def main() -> dict[str, Any]:
         limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
         async with contextlib.AsyncExitStack() as stack:
-            clients = [await stack.enter_async_context(httpx.AsyncClient(base_url=url, limits=limits, timeout=timeout))
-                      for _ in range(connections)]
+            if client_kind == "httpx":
+                clients: list[Any] = [HttpxConnection(await stack.enter_async_context(
+                    httpx.AsyncClient(base_url=url, limits=limits, timeout=timeout))) for _ in range(connections)]
+            else:
+                host, port = url.removeprefix("http://").rsplit(":", 1)
+                clients = [RawConnection(host, int(port)) for _ in range(connections)]
+                stack.callback(lambda: [c.close() for c in clients])
             phases: dict[str, Any] = {}
             windows: dict[str, tuple[float, float]] = {}
             await run_phase(clients, [("healthz", "/healthz", None)] * WARMUP, rate, timeout)
@@ -304,7 +374,12 @@ def main() -> None:
     parser.add_argument("--subscribers", type=int, default=10_000, help="confirmed subscribers imported first")
     parser.add_argument("--timeout", type=float, default=10, help="seconds before a request counts as an error")
     parser.add_argument("--connections", type=int, default=100, help="keep-alive connections (most requests in flight)")
-    parser.add_argument("--workers", type=int, default=2, help="web server processes (digest serve --workers)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="web server processes (digest serve --workers); on SQLite one process with its group-"
+                             "committing writer thread does best, a second one only takes turns at the write lock")
+    parser.add_argument("--client", choices=["raw", "httpx"], default="raw",
+                        help="load generator's HTTP client: raw keep-alive HTTP/1.1 on asyncio streams (default, "
+                             "lightest) or httpx (heavier: more of the 2 cores go to the generator)")
     parser.add_argument("--dir", type=Path, default=None, help="working folder (default: a temporary one)")
     args = parser.parse_args()
     needed = int(args.rate * args.seconds) // 2 + WARMUP + 1
@@ -347,7 +422,8 @@ def main() -> None:
             sampler.start()
             load = mp.get_context("spawn").Process(
                 target=generator,
-                args=(url, args.rate, args.seconds, args.timeout, args.connections, tokens, uuid.uuid4().hex[:8], str(out)))
+                args=(url, args.rate, args.seconds, args.timeout, args.connections, tokens, uuid.uuid4().hex[:8], str(out),
+                      args.client))
             load.start()
             load.join()
             stop.set()

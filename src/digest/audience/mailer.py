@@ -7,6 +7,7 @@ database: rows are claimed with a lease (SKIP LOCKED on PostgreSQL).
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -69,6 +70,8 @@ def run_mailer_process(config_path: str | None, poll: float) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s mailer %(levelname)s %(message)s")
     settings = load_settings(config_path)
     mailer = Mailer(open_database(settings.database.url), settings, poll=poll)
+    gc.collect()  # a full collection later must not walk start-up's objects while this process holds the write lock
+    gc.freeze()
     signal.signal(signal.SIGTERM, lambda *_: mailer.stop())
     signal.signal(signal.SIGINT, lambda *_: mailer.stop())
     mailer.run_forever()

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from digest.audience.subscribers import SubscriberData, add_subscriber, topics_key
+from digest.audience.subscribers import SubscriberData, insert_new, topics_key
 from digest.db import audience as queries
 from digest.db.models import MailingList, Subscription, SubscriptionStatus, utcnow
 
@@ -32,7 +32,7 @@ def request_subscription(session: Session, mailing_list: MailingList, data: Subs
         return None
     subscriber = queries.subscriber_by_email(session, data.email)
     if subscriber is None:
-        _, sub = add_subscriber(session, mailing_list, data, confirmed=False, source=origin.source, existing=None)
+        subscriber_id, _, status = insert_new(session, mailing_list, data, confirmed=False, source=origin.source)
     else:
         found = queries.subscription(session, mailing_list.id, subscriber.id)
         if found is not None and found.status in (SubscriptionStatus.confirmed, SubscriptionStatus.paused):
@@ -45,12 +45,12 @@ def request_subscription(session: Session, mailing_list: MailingList, data: Subs
         found.topics, found.topics_key = data.topics, topics_key(data.topics)
         found.frequency, found.weekly_day = data.frequency, data.weekly_day
         session.flush()
-        sub = found
-    queries.record_consent(session, sub.subscriber_id, mailing_list.id, "requested", ip=origin.ip,
+        subscriber_id, status = subscriber.id, found.status
+    queries.record_consent(session, subscriber_id, mailing_list.id, "requested", ip=origin.ip,
                            source=origin.source, wording_version=origin.wording_version)
-    if sub.status == SubscriptionStatus.confirmed:  # a list without double opt-in
+    if status == SubscriptionStatus.confirmed:  # a list without double opt-in
         return None
-    return sub.subscriber_id, mailing_list.id
+    return subscriber_id, mailing_list.id
 
 
 def confirm_subscription(session: Session, sub: Subscription, origin: Origin) -> bool:

@@ -93,21 +93,19 @@ def add_subscriber(session: Session, mailing_list: MailingList, data: Subscriber
     `existing`: what the caller's own lookup of this address found (None: nobody), to save a query.
     """
     subscriber = queries.subscriber_by_email(session, data.email) if existing is ... else existing
-    outcome = "unchanged"
     if subscriber is None:
-        subscriber = Subscriber(email=data.email, name=data.name, timezone=data.timezone, send_hour=data.send_hour,
-                                locale=data.locale)
-        session.add(subscriber)
-        session.flush()
-        outcome = "added"
-    else:
-        changes = {"name": data.name or subscriber.name, "timezone": data.timezone, "send_hour": data.send_hour,
-                   "locale": data.locale}
-        for key, value in changes.items():
-            if getattr(subscriber, key) != value:
-                setattr(subscriber, key, value)
-                outcome = "updated"
-    sub = None if outcome == "added" else queries.subscription(session, mailing_list.id, subscriber.id)
+        _, subscription_id, _ = insert_new(session, mailing_list, data, confirmed=confirmed, source=source)
+        sub = session.get(Subscription, subscription_id)
+        assert sub is not None
+        return "added", sub
+    outcome = "unchanged"
+    changes = {"name": data.name or subscriber.name, "timezone": data.timezone, "send_hour": data.send_hour,
+               "locale": data.locale}
+    for key, value in changes.items():
+        if getattr(subscriber, key) != value:
+            setattr(subscriber, key, value)
+            outcome = "updated"
+    sub = queries.subscription(session, mailing_list.id, subscriber.id)
     if sub is None:
         status = SubscriptionStatus.confirmed if confirmed or not mailing_list.double_opt_in else SubscriptionStatus.pending
         sub = Subscription(list_id=mailing_list.id, subscriber_id=subscriber.id, status=status, topics=data.topics,
@@ -117,7 +115,7 @@ def add_subscriber(session: Session, mailing_list: MailingList, data: Subscriber
         session.flush()
         queries.record_event(session, "subscribed", subscriber_id=subscriber.id, list_id=mailing_list.id,
                              source=source, confirmed=status == SubscriptionStatus.confirmed)
-        outcome = "added" if outcome == "added" else "updated"
+        outcome = "updated"
     else:
         if (sub.topics, sub.frequency, sub.weekly_day) != (data.topics, data.frequency, data.weekly_day):
             sub.topics, sub.frequency, sub.weekly_day = data.topics, data.frequency, data.weekly_day
@@ -127,6 +125,25 @@ def add_subscriber(session: Session, mailing_list: MailingList, data: Subscriber
             queries.confirm(session, sub, how=source)
             outcome = "updated"
     return outcome, sub
+
+
+def insert_new(session: Session, mailing_list: MailingList, data: SubscriberData, *, confirmed: bool,
+               source: str) -> tuple[int, int, SubscriptionStatus]:
+    """A new address: subscriber, subscription and event as plain inserts (the public form's hot path).
+
+    Returns (subscriber id, subscription id, status): confirmed when the caller vouches for it or the list has no double
+    opt-in, else pending.
+    """
+    status = SubscriptionStatus.confirmed if confirmed or not mailing_list.double_opt_in else SubscriptionStatus.pending
+    subscriber_id = queries.insert_subscriber(session, email=data.email, name=data.name, timezone=data.timezone,
+                                              send_hour=data.send_hour, locale=data.locale)
+    subscription_id = queries.insert_subscription(
+        session, list_id=mailing_list.id, subscriber_id=subscriber_id, status=status, topics=data.topics,
+        topics_key=topics_key(data.topics), frequency=data.frequency, weekly_day=data.weekly_day, consent_source=source,
+        confirmed_at=utcnow() if status == SubscriptionStatus.confirmed else None)
+    queries.record_event(session, "subscribed", subscriber_id=subscriber_id, list_id=mailing_list.id, source=source,
+                         confirmed=status == SubscriptionStatus.confirmed)
+    return subscriber_id, subscription_id, status
 
 
 def import_csv(session: Session, mailing_list: MailingList, lines: Iterable[str], *, confirmed: bool,

@@ -203,7 +203,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int, 
     import uvicorn
 
     from digest.audience.mailer import run_mailer_process
-    from digest.web.app import create_app
+    from digest.web.app import create_app, settle_heap
 
     settings = settings_from(ctx)
     app = create_app(settings)  # config, database and migrations are checked here, before any process starts
@@ -215,6 +215,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int, 
         child.start()
     try:
         if workers == 1:
+            settle_heap()
             uvicorn.run(app, host=host or settings.web.host, port=port or settings.web.port, log_level="info")
         else:  # each worker process builds its own app from the same config file and environment
             if settings.config_path:

@@ -52,6 +52,8 @@ _subscription = select(Subscription).where(Subscription.list_id == bindparam("li
 _suppressed = select(exists().where(Suppression.email == bindparam("email")))
 _insert_event = Event.__table__.insert()
 _insert_consent = Consent.__table__.insert()
+_insert_subscriber = Subscriber.__table__.insert()
+_insert_subscription = Subscription.__table__.insert()
 
 
 def list_by_slug(session: Session, slug: str) -> MailingList | None:
@@ -64,6 +66,15 @@ def subscriber_by_email(session: Session, email: str) -> Subscriber | None:
 
 def subscription(session: Session, list_id: int, subscriber_id: int) -> Subscription | None:
     return session.scalar(_subscription, {"list_id": list_id, "subscriber_id": subscriber_id})
+
+
+def insert_subscriber(session: Session, **values: Any) -> int:
+    """A plain insert (no unit-of-work object); returns the new id."""
+    return int(session.connection().execute(_insert_subscriber, values).inserted_primary_key[0])
+
+
+def insert_subscription(session: Session, **values: Any) -> int:
+    return int(session.connection().execute(_insert_subscription, values).inserted_primary_key[0])
 
 
 def is_suppressed(session: Session, email: str) -> bool:

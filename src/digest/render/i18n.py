@@ -134,6 +134,12 @@ def translations(locale: str | None) -> gettext.NullTranslations:
 
 
 def available_languages() -> list[str]:
-    return sorted(p.stem for p in LOCALE_DIR.glob("*.po"))
+    return list(_catalogues())
+
+
+@lru_cache(maxsize=1)
+def _catalogues() -> tuple[str, ...]:
+    # The catalogues ship with the package; the subscribe form asks on every request.
+    return tuple(sorted(p.stem for p in LOCALE_DIR.glob("*.po")))
 
 

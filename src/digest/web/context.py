@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
-from contextlib import AbstractContextManager, nullcontext
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +19,7 @@ from digest.config import Settings
 from digest.db.models import MailingList
 from digest.db.session import Database
 from digest.web.ratelimit import Limit
+from digest.web.writer import GroupWriter
 
 T = TypeVar("T")
 
@@ -63,25 +62,28 @@ class WebContext:
     login_per_ip: Limit = field(default_factory=lambda: Limit("login-ip", limit=30, window=900))
     # The configured lists as rows, loaded once: they change only with the config (and a restart).
     lists: dict[str, MailingList] = field(default_factory=dict)
-    _writer: AbstractContextManager[Any] = field(default_factory=nullcontext)
+    _writer: GroupWriter | None = None
 
     @classmethod
     def create(cls, settings: Settings, database: Database, lists: dict[str, MailingList] | None = None) -> WebContext:
         web = settings.web
         return cls(settings=settings, database=database, signer=Signer(settings.secret_key()), lists=lists or {},
-                   _writer=threading.Lock() if database.is_sqlite else nullcontext(),
+                   _writer=GroupWriter(database) if database.is_sqlite else None,
                    subscribe_per_ip=Limit("subscribe-ip", web.subscribe_per_ip_hour, 3600),
                    subscribe_per_address=Limit("subscribe-address", web.subscribe_per_address_day, 86400))
 
     async def db(self, work: Callable[..., T], *args: Any) -> T:
-        """Run `work(session, *args)` in one transaction on a worker thread, so SQLite waits never block the loop.
+        """Run `work(session, *args)` in a transaction off the event loop, so database waits never block it.
 
-        On SQLite every transaction here is a write transaction (BEGIN IMMEDIATE), so they run one at a time
-        anyway; queueing the threads on a lock, rather than in SQLite's busy handler (which sleeps in steps of
-        up to 100 ms), keeps the waits as short as the work.
+        On SQLite every transaction is a write transaction (BEGIN IMMEDIATE) and they run one at a time
+        anyway, so one writer thread commits the queued units together (`web/writer.py`). PostgreSQL runs
+        them concurrently on the thread pool, one transaction each.
         """
+        if self._writer is not None:
+            return await self._writer.run(work, *args)
+
         def unit() -> T:
-            with self._writer, self.database.session() as session:
+            with self.database.session() as session:
                 return work(session, *args)
 
         return await run_in_threadpool(unit)

@@ -45,9 +45,8 @@ def routes(ctx: WebContext) -> list[Route]:
     settings = ctx.settings
 
     async def healthz(request: Request) -> Response:
-        try:
-            with ctx.database.engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
+        try:  # through the same path as every request: a stuck writer shows here
+            await ctx.db(lambda session: session.execute(text("SELECT 1")))
         except Exception as exc:  # report, don't crash the probe
             return JSONResponse({"status": "error", "database": exc.__class__.__name__}, status_code=503)
         return JSONResponse({"status": "ok", "database": "ok"})
