@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from digest.group.cluster import GroupSettings, StoryIndex, group_documents
+from digest.group import feedback
 from digest.group.documents import Doc
-from digest.group.related import _centroids, _closest_stories, topic_terms
+from digest.group.related import _centroids, _closest_stories, _StoryLinks, story_partners, topic_terms
 from digest.group.vectors import concatenate
 
 QUAKE_IRAN = ("A 6.1-magnitude earthquake razed mud-brick villages on Qeshm island off southern Iran on "
@@ -210,3 +211,113 @@ def test_ecbplus_subset_clusters_well() -> None:
         recall += len(predicted & actual) / len(actual)
     precision, recall = precision / len(gold), recall / len(gold)
     assert 2 * precision * recall / (precision + recall) >= 0.8
+
+
+def split_quake_corpus() -> tuple[list[Doc], dict[str, int]]:
+    """The corpus with the Iran quake stored as two stories, as a clustering split would leave it."""
+    docs = corpus() + [
+        Doc("iran-afp", "Ten killed as quake strikes Iran's Qeshm island", rewrite(
+            QUAKE_IRAN, "An earthquake of magnitude 6.1 killed ten people on Qeshm island, Iran.")),
+    ]
+    labels = {"iran-ap": 0, "iran-reuters": 0, "iran-bbc": 1, "iran-afp": 1, "chile-ap": 2, "chile-efe": 2}
+    labels.update({d: 3 + k for k, d in enumerate(("kpop", "refugees", "rowing", "budget"))})
+    return docs, labels
+
+
+def test_split_story_sibling_is_not_shown_as_related() -> None:
+    # Two stored stories that are really one event (a split): each is the other's closest,
+    # unambiguous match, but their articles link across at story strength, so the pair is
+    # not "same topic, another event" and neither half lists the other.
+    docs, labels = split_quake_corpus()
+    index = StoryIndex()
+    grouping = index.fit(docs, stories=labels)
+    iran = {"iran-ap", "iran-reuters", "iran-bbc", "iran-afp"}
+    for doc_id in iran:
+        assert not set(grouping.related[doc_id]) & iran
+    # The pair the veto removed is the one the story-level test picks: the halves are mutual best.
+    partners = story_partners(concatenate(index.vectors), index.story, index.topic, index._related_settings())
+    assert partners.get(0) == 1 and partners.get(1) == 0
+
+
+def test_twin_events_stay_related_next_to_the_split_check() -> None:
+    # The same check does not touch two different earthquakes: no Chile article would join Iran.
+    grouping = group_documents(corpus())
+    assert grouping.related["iran-bbc"] and set(grouping.related["iran-bbc"]) <= {"chile-ap", "chile-efe"}
+
+
+def test_story_links_are_exact_mean_z_sums() -> None:
+    index = StoryIndex()
+    index.fit(corpus())
+    vectors = concatenate(index.vectors)
+    dense = np.zeros((vectors.n, len(index.vocab.ids)))
+    for r in range(vectors.n):
+        span = slice(vectors.indptr[r], vectors.indptr[r + 1])
+        dense[r, vectors.indices[span]] = vectors.data[span]
+    mean, sd = index.background.mean, index.background.sd
+    sims = dense @ dense.T
+    z = 0.5 * ((sims - mean[:, None]) / sd[:, None] + (sims - mean[None, :]) / sd[None, :])
+    rows = np.arange(vectors.n)
+    slots = np.asarray(index.story)
+    links = _StoryLinks(vectors, rows, slots, max(slots) + 1, index.background)
+    for slot in range(max(slots) + 1):
+        members = np.flatnonzero(slots == slot)
+        expected = z[:, members].sum(axis=1)
+        assert np.allclose(links.total(rows, np.full(len(rows), slot)), expected, atol=1e-4)
+    assert np.allclose(links.self_term(rows), np.diag(z), atol=1e-4)
+
+
+LOHAN_HEADLINES = [
+    Doc("a", "Lindsay Lohan checks into Betty Ford Center"),
+    Doc("b", "Lohan checks into Betty Ford clinic"),
+    Doc("c", "Lindsay Lohan at Betty Ford for 90-day rehab stay"),
+    Doc("d", "Troubled actress starts court-ordered 90-day rehab stay"),
+]
+OTHER_HEADLINES = [Doc(f"x{k}", title) for k, title in enumerate([
+    "Oxford win the Boat Race by two lengths", "City council passes road repair budget",
+    "BTS announce world stadium tour", "Refugees in Greek camps denied healthcare, report says",
+    "Stock markets fall as oil prices rise", "Wildfire forces evacuation near Valparaiso",
+    "Prime minister reshuffles cabinet", "Central bank holds interest rates steady",
+    "Storm cuts power to thousands in Florida", "Tech giant unveils new smartphone",
+    "Striking nurses march on parliament", "Museum returns looted bronzes to Nigeria"])]
+
+
+def test_headline_sharing_words_with_one_member_joins_through_feedback(monkeypatch: pytest.MonkeyPatch) -> None:
+    # "d" shares only "90-day rehab stay" with "c" and nothing with "a" or "b": on its own
+    # words it cannot reach the story's mean link; with its closest neighbour's words it does.
+    grouping = group_documents(LOHAN_HEADLINES + OTHER_HEADLINES)
+    assert story_members(grouping, "d") == {"a", "b", "c", "d"}
+    assert all(story_members(grouping, d.id) == {d.id} for d in OTHER_HEADLINES)
+    monkeypatch.setattr(feedback, "SHORT_TERMS", 0)  # feedback off
+    assert story_members(group_documents(LOHAN_HEADLINES + OTHER_HEADLINES), "d") == {"d"}
+
+
+def test_headline_feedback_keeps_look_alike_events_apart() -> None:
+    docs = [Doc("iran1", "Magnitude 6.1 quake kills ten on Iran's Qeshm island"),
+            Doc("iran2", "Quake on Qeshm island in southern Iran kills 10"),
+            Doc("chile1", "Magnitude 7.8 quake hits Tocopilla in northern Chile"),
+            Doc("chile2", "Northern Chile quake kills two in Tocopilla"), *OTHER_HEADLINES]
+    grouping = group_documents(docs)
+    assert story_members(grouping, "iran1") == {"iran1", "iran2"}
+    assert story_members(grouping, "chile1") == {"chile1", "chile2"}
+
+
+def test_headline_added_later_joins_through_feedback() -> None:
+    index = StoryIndex()
+    base = index.fit(LOHAN_HEADLINES[:3] + OTHER_HEADLINES)
+    grouping = index.add([LOHAN_HEADLINES[3]])
+    assert grouping.story_of["d"] == base.story_of["a"]
+
+
+def test_row_helpers_match_dense_algebra() -> None:
+    index = StoryIndex()
+    index.fit(corpus())
+    vectors = concatenate(index.vectors)
+    dense = np.zeros((vectors.n, len(index.vocab.ids)))
+    for r in range(vectors.n):
+        span = slice(vectors.indptr[r], vectors.indptr[r + 1])
+        dense[r, vectors.indices[span]] = vectors.data[span]
+    order = np.array([3, 0, 3, 8])
+    picked = feedback.take_rows(vectors, order)
+    assert picked.n == 4 and np.allclose(feedback.take_rows(picked, np.arange(4)).data, picked.data)
+    a, b = np.array([0, 1, 2, 5]), np.array([1, 1, 4, 6])
+    assert np.allclose(feedback.pair_cosines(vectors, a, b), (dense[a] * dense[b]).sum(axis=1), atol=1e-5)

@@ -12,14 +12,18 @@ Method (see docs/grouping.md for the measurements):
    features (text.py); similarities come from an inverted index (vectors.py).
 2. Each similarity is re-expressed as a z-score against both documents' own
    background (similarity.py), which puts headlines and full text on one scale.
+   Headline-length items then take in the words of their closest story-strength
+   neighbours (Rocchio feedback, feedback.py) and are compared again.
 3. Average-link clustering over the neighbour graph merges while the mean z
    between two clusters is at least `story_z` (linkage.py). Articles published
    further apart than `window` are never linked into one story.
 4. Related (related.py): stories are compared on their event-type vocabulary
    (common words; names, places and numbers left out). A pair is related only
    when each is the other's closest story, the runner-up is clearly further
-   (ratio test), and the similarity is a z >= `related_z` outlier against the
-   stories' own background. Nothing is better than filler.
+   (ratio test), the similarity is a z >= `related_z` outlier against the
+   stories' own background, and no article of either story links to the other
+   at `story_z` (it could be the same event, split by the clustering). Nothing
+   is better than filler.
 
 Everything is ordered by document id first, so the result does not depend on
 input order. `add` scores new articles against the frozen archive vocabulary and
@@ -37,6 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from digest.group.documents import Doc, Grouping
+from digest.group.feedback import refine
 from digest.group.linkage import average_link
 from digest.group.related import RelatedSettings, related_documents, topic_terms
 from digest.group.similarity import Background, Neighbourhood, neighbourhood
@@ -92,9 +97,14 @@ class StoryIndex:
         self.vocab.fit(bags)
         self.idf = self.vocab.idf()
         vectors = self.vocab.transform(bags, self.idf)
+        index = InvertedIndex(vectors, len(self.vocab.df))
+        hood = neighbourhood(vectors, [(index, 0)], self_offset=0)
+        refined = refine(vectors, hood, 0, [], None, None, len(self.vocab.df), self.settings.story_z)
+        if refined is not None:  # headline-length items took in their closest neighbours' words
+            vectors, hood = refined
+            index = InvertedIndex(vectors, len(self.vocab.df))
         self.vectors = [vectors]
-        self.indexes = [(InvertedIndex(vectors, len(self.vocab.df)), 0)]
-        hood = neighbourhood(vectors, self.indexes, self_offset=0)
+        self.indexes = [(index, 0)]
         self.background = Background(hood.mean, hood.sd)
         self.times = _timestamps(ordered)
         self.edges = self._link(hood, first_row=0)
@@ -121,6 +131,11 @@ class StoryIndex:
         vectors = self.vocab.transform(bags, self.idf)
         batch_index = (InvertedIndex(vectors, len(self.vocab.df)), first)
         hood = neighbourhood(vectors, [*self.indexes, batch_index], self_offset=first)
+        refined = refine(vectors, hood, first, self.indexes, concatenate(self.vectors), self.background,
+                         len(self.vocab.df), self.settings.story_z)
+        if refined is not None:
+            vectors, hood = refined
+            batch_index = (InvertedIndex(vectors, len(self.vocab.df)), first)
         self.indexes.append(batch_index)
         self.vectors.append(vectors)
         for d in fresh:
@@ -146,13 +161,14 @@ class StoryIndex:
             if len(self.topic) < len(self.vocab.ids):  # terms first seen by `add`
                 self.topic = np.concatenate([self.topic, topic_terms(self.vocab, start=len(self.topic))])
             related = related_documents(concatenate(self.vectors), self.story, self.members,
-                                        self.topic, self._related_settings())
+                                        self.topic, self._related_settings(), self.background)
         return Grouping(story_of={d.id: self.story[i] for i, d in enumerate(self.docs)},
                         related={d.id: [self.docs[j].id for j in related[i]] for i, d in enumerate(self.docs)})
 
     def _related_settings(self) -> RelatedSettings:
         s = self.settings
-        return RelatedSettings(floor=s.related_z, ratio=s.related_ratio, limit=s.related_limit)
+        return RelatedSettings(floor=s.related_z, ratio=s.related_ratio, limit=s.related_limit,
+                               same_story_z=s.story_z)
 
     def _link(self, hood: Neighbourhood, first_row: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Symmetric z-score edges from each new row to its neighbours: (i, j, z), i < j, each pair once.

@@ -13,9 +13,15 @@ related only when all of these hold:
   about as close, the choice is a guess, and a guess is filler;
 * significant: the similarity, as a z-score against both stories' own
   background (their similarity to every other story, shrunk towards a news
-  prior exactly like the article-level z, similarity.py), is at least `floor`.
+  prior exactly like the article-level z, similarity.py), is at least `floor`;
+* another event: no article of either story links to the other story as
+  strongly as articles are linked into one story (mean article z >= the story
+  threshold). Clustering that splits one event leaves its fragments each
+  other's closest, unambiguous, significant match, exactly like a twin event;
+  the articles on the seam are what give a split away.
 
-A document's related items are the partner story's articles, closest first.
+A document's related items are the partner story's articles, most central first,
+and only articles closer to their own story than to the partner take part.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ class RelatedSettings:
     floor: float = 3.0  # z of the story-to-story similarity: three standard deviations
     ratio: float = 0.8  # runner-up / best cosine above this is ambiguous
     limit: int = 5
+    same_story_z: float = 3.5  # an article linked this strongly to the partner story may be the same event
 
 
 def topic_terms(vocab: Vocabulary, start: int = 0) -> np.ndarray:
@@ -113,28 +120,43 @@ def _closest_stories(centroids: Vectors, vocab_size: int
 
 
 def related_documents(vectors: Vectors, story: list[int], members: dict[int, list[int]],
-                      keep: np.ndarray, settings: RelatedSettings) -> list[list[int]]:
+                      keep: np.ndarray, settings: RelatedSettings, background: Background) -> list[list[int]]:
     """Per document index: up to `limit` related document indices, all from one other story.
 
-    Only articles firmly inside their own story take part, on either side: an
-    article closer (in the full vectors) to the other story's centroid than to its
-    own may be a misplaced copy of the same event, and showing it as "another
-    event" is the worst kind of filler. The partner's most central articles come first.
+    Same-event checks, in article z units (the scale the stories were made on):
+
+    * a pair of stories is dropped when any article of either has a mean link to
+      the other story of at least `same_story_z`, the linkage at which articles are
+      made one story (cluster.GroupSettings.story_z): that article would join the
+      other story if it arrived now, so the two may be one event that clustering
+      split, and a split-off part of the story is not "related", it is the story;
+    * an article takes part (as reader or as item shown) only when its mean link to
+      its own story, itself left out, beats its mean link to the partner story: a
+      twin event merged into one cluster leaves its articles closer to the other side.
+
+    The partner's most central articles (highest mean link to their own story) come first.
     """
     out: list[list[int]] = [[] for _ in story]
     partners = story_partners(vectors, story, keep, settings)
     if not partners:
         return out
-    labels = sorted(set(story))
-    row_story = np.searchsorted(labels, np.asarray(story))
-    full = _centroids(vectors, row_story, len(labels), np.ones(len(keep), dtype=bool))
-    rows = np.asarray(sorted(i for a in partners for i in members[a]), dtype=np.int64)
-    other = np.searchsorted(labels, [partners[story[i]] for i in rows.tolist()])
-    own_affinity = _affinity(vectors, rows, row_story[rows], full)
-    other_affinity = _affinity(vectors, rows, other, full)
-    firm = {i for i, a, b in zip(rows.tolist(), own_affinity.tolist(), other_affinity.tolist(), strict=True)
-            if a > b}
-    centrality = dict(zip(rows.tolist(), own_affinity.tolist(), strict=True))
+    used = sorted(partners)
+    rows = np.asarray(sorted(i for a in used for i in members[a]), dtype=np.int64)
+    slot = {label: k for k, label in enumerate(used)}
+    row_slot = np.full(vectors.n, -1, dtype=np.int64)
+    row_slot[rows] = [slot[story[i]] for i in rows.tolist()]
+    own_slot = row_slot[rows]
+    other_slot = np.asarray([slot[partners[story[i]]] for i in rows.tolist()], dtype=np.int64)
+    links = _StoryLinks(vectors, rows, row_slot[rows], len(used), background)
+    own_sum, self_term = links.total(rows, own_slot), links.self_term(rows)
+    size = np.bincount(own_slot, minlength=len(used))
+    alone = size[own_slot] == 1
+    own_mean = np.where(alone, np.inf, (own_sum - self_term) / np.maximum(size[own_slot] - 1, 1))
+    other_mean = links.total(rows, other_slot) / size[other_slot]
+    joins = np.bincount(own_slot, weights=other_mean >= settings.same_story_z, minlength=len(used))
+    partners = {a: b for a, b in partners.items() if joins[slot[a]] == 0 and joins[slot[b]] == 0}
+    firm = set(rows[own_mean > other_mean].tolist())
+    centrality = dict(zip(rows.tolist(), np.where(alone, 0.0, own_mean).tolist(), strict=True))
     for a, b in partners.items():
         shown = sorted((j for j in members[b] if j in firm), key=lambda j: (-centrality[j], j))[: settings.limit]
         for i in members[a]:
@@ -143,20 +165,54 @@ def related_documents(vectors: Vectors, story: list[int], members: dict[int, lis
     return out
 
 
-def _affinity(vectors: Vectors, rows: np.ndarray, stories: np.ndarray, centroids: Vectors) -> np.ndarray:
-    """Cosine of each listed document row with the centroid of the story listed beside it."""
-    width = int(max(vectors.indices.max(initial=0), centroids.indices.max(initial=0))) + 1
-    c_rows = np.repeat(np.arange(centroids.n), centroids.nnz())
-    c_keys = c_rows * width + centroids.indices
+class _StoryLinks:
+    """Summed article z-scores between documents and whole stories, without the pairs.
+
+    z(i, j) = ((s - μi)/σi + (s - μj)/σj) / 2 is linear in the document vectors, so
+    its sum over a story J is one dot product with Σ_J x_j, one with Σ_J x_j/σj,
+    and a constant Σ_J μj/σj: exact, and linear in the stories' sizes.
+    """
+
+    def __init__(self, vectors: Vectors, rows: np.ndarray, slots: np.ndarray, n_slots: int,
+                 background: Background) -> None:
+        self.vectors, self.background = vectors, background
+        mean, sd = background.mean[rows], background.sd[rows]
+        owner, positions = _postings(vectors, rows)
+        self.width = int(vectors.indices.max(initial=0)) + 1
+        unique, inverse = np.unique(slots[owner] * self.width + vectors.indices[positions], return_inverse=True)
+        data = vectors.data[positions].astype(np.float64)
+        self.keys = unique  # sorted (slot, term) keys of the per-story sums
+        self.plain = np.bincount(inverse, weights=data, minlength=len(unique))
+        self.scaled = np.bincount(inverse, weights=data / sd[owner], minlength=len(unique))
+        self.offset = np.bincount(slots, weights=mean / sd, minlength=n_slots)
+        self.size = np.bincount(slots, minlength=n_slots).astype(np.float64)
+
+    def total(self, rows: np.ndarray, slots: np.ndarray) -> np.ndarray:
+        """Σ_{j in story} z(row, j) per (row, story slot) pair, the row itself included if a member."""
+        owner, positions = _postings(self.vectors, rows)
+        keys = slots[owner] * self.width + self.vectors.indices[positions]
+        plain, scaled = np.zeros(len(rows)), np.zeros(len(rows))
+        if len(self.keys):
+            at = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
+            data = np.where(self.keys[at] == keys, self.vectors.data[positions], 0.0)
+            plain = np.bincount(owner, weights=data * self.plain[at], minlength=len(rows))
+            scaled = np.bincount(owner, weights=data * self.scaled[at], minlength=len(rows))
+        mean, sd = self.background.mean[rows], self.background.sd[rows]
+        return 0.5 * ((plain - self.size[slots] * mean) / sd + scaled - self.offset[slots])
+
+    def self_term(self, rows: np.ndarray) -> np.ndarray:
+        """z(i, i): what a row contributes to its own story's total."""
+        owner, positions = _postings(self.vectors, rows)
+        norm = np.bincount(owner, weights=self.vectors.data[positions].astype(np.float64) ** 2, minlength=len(rows))
+        return (norm - self.background.mean[rows]) / self.background.sd[rows]
+
+
+def _postings(vectors: Vectors, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For the listed rows: each stored entry's position in `rows` and its index in the CSR arrays."""
     counts = vectors.nnz()[rows]
-    starts = vectors.indptr[rows]
     owner = np.repeat(np.arange(len(rows)), counts)
-    positions = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(int(counts.sum()))
-    keys = stories[owner] * width + vectors.indices[positions]
-    at = np.minimum(np.searchsorted(c_keys, keys), len(c_keys) - 1)
-    hit = c_keys[at] == keys
-    products = np.where(hit, centroids.data[at].astype(np.float64) * vectors.data[positions], 0.0)
-    return np.bincount(owner, weights=products, minlength=len(rows))
+    positions = np.repeat(vectors.indptr[rows] - np.cumsum(counts) + counts, counts) + np.arange(int(counts.sum()))
+    return owner, positions
 
 
 def _centroids(vectors: Vectors, row_story: np.ndarray, n_stories: int, keep: np.ndarray) -> Vectors:

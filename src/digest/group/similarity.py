@@ -61,23 +61,26 @@ class Neighbourhood:
 
 
 def neighbourhood(query: Vectors, indexes: list[tuple[InvertedIndex, int]], self_offset: int | None,
-                  k: int = NEIGHBOURS) -> Neighbourhood:
+                  k: int = NEIGHBOURS, own_columns: np.ndarray | None = None) -> Neighbourhood:
     """Scan every query row against the indexed documents (each index at a column offset).
 
     Neighbours are chosen by rare-term similarity (the top `CANDIDATES`), then scored
     exactly. The background is estimated on a fixed sample of at most `SAMPLE` columns
     per index, scored exactly. `self_offset`: column of query row 0 when the query
     documents are themselves indexed, so a document is never its own neighbour nor
-    part of its own background.
+    part of its own background; `own_columns` (one column per query row, -1 for none)
+    does the same for query rows that are not one contiguous run of columns.
     """
     rows = query.n
+    if own_columns is None:
+        own_columns = np.full(rows, -1, dtype=np.int64) if self_offset is None else self_offset + np.arange(rows)
     cand_ids: list[np.ndarray] = []
     cand_sims: list[np.ndarray] = []
     total = np.zeros(rows)
     total_sq = np.zeros(rows)
     weight = np.zeros(rows)
     for index, offset in indexes:
-        ids, sims, s1, s2, count = _scan(query, index, offset, self_offset)
+        ids, sims, s1, s2, count = _scan(query, index, offset, own_columns)
         cand_ids.append(ids)
         cand_sims.append(sims)
         # Scale each index's sample to the number of documents it stands for.
@@ -100,7 +103,7 @@ def neighbourhood(query: Vectors, indexes: list[tuple[InvertedIndex, int]], self
     return Neighbourhood(mean, sd, ids, sims.astype(np.float32))
 
 
-def _scan(query: Vectors, index: InvertedIndex, offset: int, self_offset: int | None
+def _scan(query: Vectors, index: InvertedIndex, offset: int, own_columns: np.ndarray
           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     n = index.n_docs
     rows = query.n
@@ -115,10 +118,8 @@ def _scan(query: Vectors, index: InvertedIndex, offset: int, self_offset: int | 
         last = min(first + BLOCK, rows)
         rare, columns, values = index.rows(query, first, last)
         local = np.arange(last - first)
-        own = np.full(len(local), -1)
-        if self_offset is not None:
-            own = self_offset + first + local - offset  # own column inside this index, if any
-            own = np.where((own >= 0) & (own < n), own, -1)
+        own = own_columns[first:last] - offset  # own column inside this index, if any
+        own = np.where((own_columns[first:last] >= 0) & (own >= 0) & (own < n), own, -1)
         # Background: exact similarities to the sample columns.
         exact = rare[:, sample] + sampled_common[first:last]
         valid = sample[None, :] != own[:, None]
