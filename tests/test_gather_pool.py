@@ -94,7 +94,7 @@ def test_a_failed_batch_commit_falls_back_to_one_source_at_a_time(tmp_path: Path
     def store_batch(database, batch, now, index):  # type: ignore[no-untyped-def]
         calls["batches"] += 1
         if calls["batches"] == 1:
-            failures["left"] = 1  # the first batch's transaction cannot commit
+            failures["left"] = 2  # the first batch cannot commit, neither at once nor with a savepoint per source
             monkeypatch.setattr(run.Database, "session", session)
         return real(database, batch, now, index)
 
@@ -123,3 +123,48 @@ def test_index_remove_forgets_a_signature() -> None:
     index.remove(2)
     index.remove(2)
     assert index.match(signature) is None and len(index) == 0
+
+
+def test_one_batch_sees_its_own_urls_and_a_failing_source_is_rolled_back_alone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sources finished together are stored in one transaction with one GUID and one URL query: a later source
+    in the batch still finds the article an earlier one stored under the same URL, and a source that cannot be
+    stored sends the batch round again with a savepoint per source, so only that source fails."""
+    import digest.gather.run as run
+    from digest.db import sources as source_queries
+    from digest.gather.items import FetchResult, Item
+    from digest.gather.worker import Gathered
+
+    database = open_db(tmp_path)
+    settings = settings_for([("Origin", "https://a.example/rss"), ("Copy", "https://b.example/rss"),
+                             ("Flaky", "https://c.example/rss")])
+    with database.session() as session:
+        plans = [run._plan(session, source, False) for source in source_queries.sync_sources(session, settings.sources)]
+    text = " ".join(f"port workers vote {i} on the offer" for i in range(20))
+    story = Item(guid="a-1", url="https://news.example/story", title="Port vote", text=text, published_at=NOW,
+                 fingerprint=fingerprint("Port vote", text))
+    batch = [Gathered(plans[0], result=FetchResult(200), items=[story], parsed=1),
+             Gathered(plans[1], result=FetchResult(200), items=[Item(guid="b-9", url=story.url, title="Port vote (wire)",
+                                                                     text="Short.", published_at=NOW)], parsed=1),
+             Gathered(plans[2], result=FetchResult(200), items=[Item(guid="c-1", url="https://c.example/x", title="C",
+                                                                     text="Other news.", published_at=NOW)], parsed=1)]
+    real = run.store_items
+
+    def flaky(session, source, items, now, index, lookups=None):  # type: ignore[no-untyped-def]
+        if source.name == "Flaky":
+            raise RuntimeError("disk on fire")
+        return real(session, source, items, now, index, lookups)
+
+    monkeypatch.setattr(run, "store_items", flaky)
+    index = NearDuplicateIndex(0.8)
+    outcomes = by_name(run._store_batch(database, batch, NOW, index))
+    assert (outcomes["Origin"].status, outcomes["Origin"].new_items) == ("ok", 1)
+    assert (outcomes["Copy"].status, outcomes["Copy"].new_items, outcomes["Copy"].duplicates) == ("ok", 0, 1)
+    assert not outcomes["Flaky"].ok and "could not store: RuntimeError: disk on fire" in outcomes["Flaky"].error
+    with database.session() as session:
+        articles = session.scalars(select(Article)).all()
+        sightings = sorted((s.guid, s.how) for s in session.scalars(select(ArticleSighting)))
+        flaky_row = session.scalars(select(Source).where(Source.name == "Flaky")).one()
+    assert [a.guid for a in articles] == ["a-1"] and sightings == [("a-1", "origin"), ("b-9", "url")]
+    assert flaky_row.consecutive_failures == 1 and "disk on fire" in (flaky_row.last_error or "")
+    assert len(index) == 1 and index.match(articles[0].fingerprint) == (articles[0].id, 1.0)  # no rolled-back ids

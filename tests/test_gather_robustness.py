@@ -112,10 +112,10 @@ def test_a_source_whose_store_fails_is_recorded_and_the_rest_go_on(tmp_path: Pat
 
     real = gather_module.store_items
 
-    def flaky(session, source, items, now, index):  # type: ignore[no-untyped-def]
+    def flaky(session, source, items, now, index, lookups=None):  # type: ignore[no-untyped-def]
         if source.name == "Flaky":
             raise RuntimeError("disk on fire")
-        return real(session, source, items, now, index)
+        return real(session, source, items, now, index, lookups)
 
     monkeypatch.setattr(gather_module, "store_items", flaky)  # type: ignore[attr-defined]
     database = open_db(tmp_path)

@@ -4,6 +4,7 @@ defensively, languages are recorded."""
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -75,6 +76,21 @@ def test_xss_vectors_do_not_survive(vector: str) -> None:
         if name in {"href", "src"}:
             assert value.startswith("https://site.example/"), cleaned  # relative junk made absolute, no other scheme
     assert not re.search(r"<[^>]*\son\w+\s*=", cleaned.lower()), cleaned
+
+
+def test_each_thread_resolves_links_against_its_own_base() -> None:
+    """One sanitiser serves every thread (nh3 runs without the GIL); the base URL is the calling thread's."""
+    fragment = '<p>Text <a href="/story">story</a> <img src="pic.png" alt=""></p>' * 20
+
+    def clean(n: int) -> str:
+        return sanitize_html(fragment, f"https://site{n}.example/dir/")
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(clean, range(400)))
+    for n, cleaned in enumerate(results):
+        assert cleaned.count(f'href="https://site{n}.example/story"') == 20, cleaned
+        assert cleaned.count(f'src="https://site{n}.example/dir/pic.png"') == 20, cleaned
+    assert sanitize_html('<a href="/story">x</a>') == '<a rel="noopener noreferrer">x</a>'  # no base: no relative link
 
 
 @pytest.mark.parametrize(("url", "expected"), [

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import Table, bindparam, insert, select, tuple_, update
 from sqlalchemy.orm import Session, selectinload
 
 from digest.db.models import Article, ArticleSighting
@@ -23,6 +23,26 @@ def seen_guids(session: Session, source_id: int, guids: Iterable[str]) -> set[st
     return found
 
 
+def seen_guids_by_source(session: Session, pairs: Iterable[tuple[int, str]]) -> dict[int, set[str]]:
+    """Which of these (source id, GUID) pairs the source has carried before, by source: a whole batch of sources
+    in one query per 500 pairs, each pair looked up in the (source_id, guid) index."""
+    found: dict[int, set[str]] = {}
+    sqlite = session.connection().dialect.name == "sqlite"
+    for chunk in _chunks(list(set(pairs))):
+        if sqlite:  # SQLite scans the whole index for a row-value IN list; a join on the pairs searches it
+            values = ", ".join(["(?, ?)"] * len(chunk))
+            rows = _driver_rows(session, f"WITH pair(source_id, guid) AS (VALUES {values}) SELECT s.source_id, s.guid "
+                                         f"FROM pair CROSS JOIN {ArticleSighting.__tablename__} AS s "
+                                         "ON s.source_id = pair.source_id AND s.guid = pair.guid",
+                                [value for pair in chunk for value in pair])
+        else:
+            rows = session.execute(select(ArticleSighting.source_id, ArticleSighting.guid).where(
+                tuple_(ArticleSighting.source_id, ArticleSighting.guid).in_(chunk)))
+        for source_id, guid in rows:
+            found.setdefault(source_id, set()).add(guid)
+    return found
+
+
 def guids_seen_at(session: Session, source_id: int) -> set[str]:
     """Every GUID this source has carried."""
     return set(session.scalars(select(ArticleSighting.guid).where(ArticleSighting.source_id == source_id)))
@@ -31,9 +51,15 @@ def guids_seen_at(session: Session, source_id: int) -> set[str]:
 def articles_by_url(session: Session, urls: Iterable[str]) -> dict[str, int]:
     """Canonical URL → the first article stored under it."""
     found: dict[str, int] = {}
+    sqlite = session.connection().dialect.name == "sqlite"
     for chunk in _chunks([u for u in set(urls) if u]):
-        query = select(Article.canonical_url, Article.id).where(Article.canonical_url.in_(chunk)).order_by(Article.id.desc())
-        found.update((url, article_id) for url, article_id in session.execute(query))
+        if sqlite:  # the driver's own parameters: SQLAlchemy's expansion of a long IN list costs more than the query
+            rows = _driver_rows(session, f"SELECT canonical_url, id FROM {Article.__tablename__} WHERE canonical_url "
+                                         f"IN ({', '.join(['?'] * len(chunk))}) ORDER BY id DESC", chunk)
+        else:
+            rows = session.execute(select(Article.canonical_url, Article.id).where(Article.canonical_url.in_(chunk))
+                                   .order_by(Article.id.desc()))
+        found.update((url, article_id) for url, article_id in rows)
     return found
 
 
@@ -62,7 +88,7 @@ def insert_articles(session: Session, source_id: int, rows: list[dict[str, Any]]
     if not rows:
         return []
     if session.connection().dialect.name == "sqlite":
-        first = session.execute(select(func.coalesce(func.max(Article.id), 0))).scalar_one() + 1
+        first = _driver_rows(session, f"SELECT coalesce(max(id), 0) FROM {Article.__tablename__}", ())[0][0] + 1
         ids = list(range(first, first + len(rows)))
         _insert_many(session, Article.__table__, [{"id": i, **row} for i, row in zip(ids, rows)])
         return ids
@@ -74,11 +100,21 @@ def insert_articles(session: Session, source_id: int, rows: list[dict[str, Any]]
     return [found[r["guid"]] for r in rows]
 
 
-def articles_by_id(session: Session, ids: Iterable[int]) -> dict[int, Article]:
-    found: dict[int, Article] = {}
+def article_topics(session: Session, ids: Iterable[int]) -> dict[int, list[str]]:
+    """Each article's topics (for a copy seen at a source on another beat)."""
+    found: dict[int, list[str]] = {}
     for chunk in _chunks(list(set(ids))):
-        found.update((a.id, a) for a in session.scalars(select(Article).where(Article.id.in_(chunk))))
+        query = select(Article.id, Article.topics).where(Article.id.in_(chunk))
+        found.update((article_id, list(topics or [])) for article_id, topics in session.execute(query))
     return found
+
+
+def set_topics(session: Session, topics: dict[int, list[str]]) -> None:
+    """Replace these articles' topics (one executemany)."""
+    if topics:
+        statement = update(Article.__table__).where(Article.__table__.c.id == bindparam("article_id"))
+        session.execute(statement.values(topics=bindparam("new_topics")),
+                        [{"article_id": article_id, "new_topics": value} for article_id, value in topics.items()])
 
 
 def add_sightings(session: Session, rows: list[dict[str, Any]]) -> None:
@@ -107,6 +143,15 @@ def _insert_many(session: Session, table: Table, rows: list[dict[str, Any]]) -> 
     cursor = connection.connection.driver_connection.cursor()  # the session's own connection and transaction
     try:
         cursor.executemany(statement, values)
+    finally:
+        cursor.close()
+
+
+def _driver_rows(session: Session, statement: str, parameters: Sequence[Any]) -> list[Any]:
+    """Rows of a read-only SQLite statement run by the driver on the session's own connection (and transaction)."""
+    cursor = session.connection().connection.driver_connection.cursor()
+    try:
+        return cursor.execute(statement, parameters).fetchall()
     finally:
         cursor.close()
 

@@ -12,6 +12,7 @@ on a whole band, then verifies by the fraction of equal minima.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 import zlib
@@ -140,14 +141,15 @@ class NearDuplicateIndex:
         if len(signature) != NUM_PERM * 4 or key in self._signatures:
             return  # a signature from another scheme (or a repeat) is ignored, never misread
         self._signatures[key] = signature
-        for buckets, band in zip(self._buckets, _bands(signature)):
-            held = buckets.get(band)
-            if held is None:
-                buckets[band] = key
-            elif isinstance(held, list):
-                held.append(key)
-            else:
-                buckets[band] = [held, key]
+        bands = _bands(signature)
+        held = list(map(dict.setdefault, self._buckets, bands, itertools.repeat(key, BANDS)))
+        if held.count(key) == BANDS:
+            return  # every band was free (most texts)
+        for buckets, band, ids in zip(self._buckets, bands, held):
+            if isinstance(ids, list):
+                ids.append(key)
+            elif ids != key:  # the band was another id's
+                buckets[band] = [ids, key]
 
     def remove(self, key: int) -> None:
         signature = self._signatures.pop(key, None)
@@ -165,15 +167,15 @@ class NearDuplicateIndex:
     def match(self, signature: bytes | None) -> tuple[int, float] | None:
         if signature is None or len(signature) != NUM_PERM * 4:
             return None
+        held = list(map(dict.get, self._buckets, _bands(signature)))
+        if held.count(None) == BANDS:
+            return None  # most texts are new: no band in common with any indexed one
         candidates: set[int] = set()
-        for buckets, band in zip(self._buckets, _bands(signature)):
-            held = buckets.get(band)
-            if held is None:
-                continue
-            if isinstance(held, list):
-                candidates.update(held)
-            else:
-                candidates.add(held)
+        for ids in held:
+            if isinstance(ids, list):
+                candidates.update(ids)
+            elif ids is not None:
+                candidates.add(ids)
         best: tuple[int, float] | None = None
         for key in sorted(candidates):
             score = similarity(signature, self._signatures[key])
@@ -182,6 +184,10 @@ class NearDuplicateIndex:
         return best
 
 
+@functools.lru_cache(maxsize=1024)
 def _bands(signature: bytes) -> list[bytes]:
-    """The signature cut into its BANDS bands of ROWS minima (bucket keys; the band's position is its dict)."""
+    """The signature cut into its BANDS bands of ROWS minima (bucket keys; the band's position is its dict).
+
+    Cached (the caller must not change the list): one new article's signature is matched and added to the run's
+    index and to its source's batch index, four cuts of the same bytes object."""
     return [signature[start:start + _BAND_BYTES] for start in _BAND_STARTS]

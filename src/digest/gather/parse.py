@@ -13,7 +13,7 @@ from typing import Any
 import feedparser
 
 from digest.errors import ParseError
-from digest.gather.clean import (absolute_url, canonical_url, clean_text, clean_title, html_to_text, normalise_language, safe_link,
+from digest.gather.clean import (absolute_url, canonical_url, clean_text, clean_title, html_to_text, normalise_language,
                                  sanitize_html)
 from digest.gather.dates import parse_date
 from digest.gather.fastrss import parse_rss
@@ -124,7 +124,7 @@ def _entry_to_item(entry: Any, base_url: str, language: str) -> Item | None:
     guid_value = clean_text(entry.get("id", ""))
     if entry.get("guidislink") and not raw_link.startswith(("http://", "https://")):
         raw_link = ""  # feedparser made a link of a <guid> that is no URL ("c1"): not a link to anything
-    link = safe_link(canonical_url(raw_link, base_url))
+    link = canonical_url(raw_link, base_url)  # http(s) or ""
     title = clean_title(entry.get("title", ""))
     content = ""
     for part in entry.get("content") or []:

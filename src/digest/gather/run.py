@@ -4,7 +4,7 @@
 fetch concurrently — at most `concurrency` in flight, `per_host` per host, spaced
 by `host_delay` — and hand the bytes to a pool of parse processes (parsejob.py;
 one per core when there are enough sources), so parsing runs on every core while
-this thread stores each finished source in its own transaction. A failing source
+this thread stores the finished sources, a batch per transaction. A failing source
 is recorded against that source (with the reason) and never stops the others.
 """
 
@@ -30,7 +30,7 @@ from digest.gather.fetch import make_client
 from digest.gather.items import Item, SourceOutcome
 from digest.gather.parsejob import warm_up
 from digest.gather.polite import HostGate, interleave_by_host
-from digest.gather.store import Stored, store_items
+from digest.gather.store import Lookups, Stored, look_up, store_items
 from digest.gather.worker import Context, Gathered, Plan, Runner, gather_one
 
 log = logging.getLogger(__name__)
@@ -116,36 +116,64 @@ def _plan(session: Session, source: Source, full_text: bool) -> Plan:
 
 def _store_batch(database: Database, batch: list[Gathered], now: dt.datetime,
                  index: NearDuplicateIndex) -> list[SourceOutcome]:
-    """Store finished sources in one transaction, each in its own savepoint: a source that cannot be stored
-    is rolled back alone and recorded as failed; one commit for all of them."""
-    outcomes: list[SourceOutcome] = []
+    """Store finished sources in one transaction, one commit for all of them.
+
+    First without savepoints: the sources' own rows are then flushed together at the commit, which is most of
+    what storing a small source costs. If a source cannot be stored, that attempt is rolled back and the batch
+    is stored again with a savepoint per source, so the failing source alone is rolled back and recorded as
+    failed; if the commit itself fails, the batch is stored one source per transaction."""
     indexed: list[int] = []
     try:
-        with database.session() as session:
-            sources = source_queries.sources_by_id(session, [got.plan.source_id for got in batch])
-            for got in batch:
-                outcome = _outcome(got)
-                try:
-                    with session.begin_nested():
-                        stored = _apply(session, sources[got.plan.source_id], got, outcome, now, index)
-                except Exception as exc:  # storing must not stop the run either: record it against the source
-                    _failed_to_store(outcome, exc)
-                    with session.begin_nested():
-                        source_queries.record_failure(sources[got.plan.source_id], now, outcome.error)
-                else:
-                    # In the index at once, so the next source in this batch is matched against these too.
-                    for article_id, signature in stored.fingerprints:
-                        index.add(article_id, signature)
-                        indexed.append(article_id)
-                outcomes.append(outcome)
-    except Exception:  # the commit itself failed: nothing of the batch is stored; go source by source
-        log.exception("could not store a batch of %d sources; storing them one by one", len(batch))
-        for article_id in indexed:
-            index.remove(article_id)
-        return [_store(database, got, now, index) for got in batch]
+        outcomes = _store_together(database, batch, now, index, indexed, savepoints=False)
+    except Exception:  # a source (or the commit) failed: nothing of the batch is stored; again, a savepoint each
+        log.debug("could not store a batch of %d sources at once; again with a savepoint each", len(batch),
+                  exc_info=True)
+        _forget(index, indexed)
+        try:
+            outcomes = _store_together(database, batch, now, index, indexed, savepoints=True)
+        except Exception:  # the commit itself failed: go source by source
+            log.exception("could not store a batch of %d sources; storing them one by one", len(batch))
+            _forget(index, indexed)
+            return [_store(database, got, now, index) for got in batch]
     for outcome in outcomes:
         _log(outcome)
     return outcomes
+
+
+def _store_together(database: Database, batch: list[Gathered], now: dt.datetime, index: NearDuplicateIndex,
+                    indexed: list[int], *, savepoints: bool) -> list[SourceOutcome]:
+    outcomes: list[SourceOutcome] = []
+    with database.session() as session:
+        sources = source_queries.sources_by_id(session, [got.plan.source_id for got in batch])
+        lookups = look_up(session, [(got.plan.source_id, got.items) for got in batch if got.items])
+        for got in batch:
+            outcome = _outcome(got)
+            outcomes.append(outcome)
+            source = sources[got.plan.source_id]
+            if not savepoints:  # an exception rolls the whole batch back
+                stored = _apply(session, source, got, outcome, now, index, lookups)
+            else:
+                try:
+                    with session.begin_nested():
+                        stored = _apply(session, source, got, outcome, now, index, lookups)
+                except Exception as exc:  # storing must not stop the run either: record it against the source
+                    _failed_to_store(outcome, exc)
+                    with session.begin_nested():
+                        source_queries.record_failure(source, now, outcome.error)
+                    continue
+            # In the index and the URL map at once: the next source in this batch is matched against these too.
+            lookups.stored(stored)
+            for article_id, signature in stored.fingerprints:
+                index.add(article_id, signature)
+                indexed.append(article_id)
+    return outcomes
+
+
+def _forget(index: NearDuplicateIndex, indexed: list[int]) -> None:
+    """Take a rolled-back batch's articles out of the index again."""
+    for article_id in indexed:
+        index.remove(article_id)
+    indexed.clear()
 
 
 def _store(database: Database, got: Gathered, now: dt.datetime, index: NearDuplicateIndex) -> SourceOutcome:
@@ -177,7 +205,7 @@ def _outcome(got: Gathered) -> SourceOutcome:
 
 
 def _apply(session: Session, source: Source, got: Gathered, outcome: SourceOutcome, now: dt.datetime,
-           index: NearDuplicateIndex) -> Stored:
+           index: NearDuplicateIndex, lookups: Lookups | None = None) -> Stored:
     """What one fetch means for its source: health, moves, retirement, Retry-After, and the items stored."""
     stored = Stored()
     if got.gone:
@@ -192,7 +220,7 @@ def _apply(session: Session, source: Source, got: Gathered, outcome: SourceOutco
         source_queries.record_failure(source, now, got.error, status=got.status)
     else:
         result = got.result
-        stored = store_items(session, source, got.items, now, index)
+        stored = store_items(session, source, got.items, now, index, lookups)
         outcome.new_items, outcome.duplicates = stored.new, stored.duplicates
         outcome.status = "not-modified" if result.not_modified else "ok"
         if result.moved_to and result.moved_to != source.url:

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from digest.db import articles as queries
-from digest.db.models import Article, Source
+from digest.db.models import Source
 from digest.gather.dates import settle_date
 from digest.gather.dedupe import NearDuplicateIndex
 from digest.gather.items import Item
@@ -29,17 +29,43 @@ class Stored:
     duplicates: int = 0  # new sightings of articles first brought by another source
     first_seen: int = 0  # items this source carried for the first time (new + duplicates + own repeats)
     fingerprints: list[tuple[int, bytes]] = field(default_factory=list)  # of the new articles, for the index
+    urls: dict[str, int] = field(default_factory=dict)  # canonical URL → id of the new articles
+
+
+@dataclass
+class Lookups:
+    """What a batch of sources reads before storing them: the GUIDs each source carried before, and the articles
+    stored under the batch's URLs (kept up to date as the batch's own articles are stored)."""
+
+    seen: dict[int, set[str]]
+    by_url: dict[str, int]
+
+    def stored(self, stored: Stored) -> None:
+        """A source of the batch is stored: the sources after it see its new articles' URLs."""
+        for url, article_id in stored.urls.items():
+            self.by_url.setdefault(url, article_id)
+
+
+def look_up(session: Session, batch: list[tuple[int, list[Item]]]) -> Lookups:
+    """One query for the GUIDs and one for the URLs of a whole batch of (source id, items)."""
+    seen = queries.seen_guids_by_source(session, [(source_id, item.guid) for source_id, items in batch
+                                                  for item in items])
+    return Lookups(seen, queries.articles_by_url(session, (item.url for _, items in batch for item in items)))
 
 
 def store_items(session: Session, source: Source, items: list[Item], now: dt.datetime,
-                index: NearDuplicateIndex) -> Stored:
+                index: NearDuplicateIndex, lookups: Lookups | None = None) -> Stored:
     """Store one source's batch in the caller's transaction, matching against `index` (recent articles).
 
+    `lookups` are the batch's GUIDs and URLs read beforehand (`look_up()`); without them they are read here.
     The new articles' fingerprints come back in `Stored.fingerprints`: the caller adds them to the index
     once the transaction has committed.
     """
     stored = Stored()
-    known = queries.seen_guids(session, source.id, (i.guid for i in items))
+    if lookups is None:
+        known = queries.seen_guids(session, source.id, (i.guid for i in items))
+    else:
+        known = set(lookups.seen.get(source.id, ()))
     fresh: list[Item] = []
     for item in items:
         if item.guid not in known:
@@ -49,13 +75,15 @@ def store_items(session: Session, source: Source, items: list[Item], now: dt.dat
     if not fresh:
         return stored
 
-    by_url = queries.articles_by_url(session, (i.url for i in fresh))
+    by_url = queries.articles_by_url(session, (i.url for i in fresh)) if lookups is None else lookups.by_url
+    taken: set[str] = set()  # URLs of this source's new articles: a second item with one is the same article
     batch = NearDuplicateIndex(index.threshold)  # this batch's own new texts, keyed by position in `new`
     new: list[Item] = []
     matched: dict[int, tuple[Item, str]] = {}  # article id → (the item that matched it, how)
     for item in fresh:
-        if item.url and item.url in by_url:
-            matched.setdefault(by_url[item.url], (item, "url"))
+        if item.url and (item.url in by_url or item.url in taken):
+            if item.url not in taken:
+                matched.setdefault(by_url[item.url], (item, "url"))
             continue
         hit = index.match(item.fingerprint)
         if hit is not None:
@@ -66,22 +94,27 @@ def store_items(session: Session, source: Source, items: list[Item], now: dt.dat
         if item.fingerprint is not None:
             batch.add(len(new), item.fingerprint)
         if item.url:
-            by_url[item.url] = -1  # a second item with this URL in the batch is the same article
+            taken.add(item.url)
         new.append(item)
 
     topics = sorted(set(source.topics or []))  # one list object for every item without tags of its own
     ids = queries.insert_articles(session, source.id, [_article_row(source, item, now, topics) for item in new])
     sightings = [_sighting(article_id, source, item, now, "origin") for article_id, item in zip(ids, new)]
     stored.fingerprints = [(i, item.fingerprint) for i, item in zip(ids, new) if item.fingerprint is not None]
+    stored.urls = {item.url: i for i, item in zip(ids, new) if item.url}
 
-    matched.pop(-1, None)
     already = queries.sighted_articles(session, source.id, matched)
     copies = {article_id: hit for article_id, hit in matched.items() if article_id not in already}
-    for article_id, article in queries.articles_by_id(session, copies).items():
+    changed: dict[int, list[str]] = {}
+    for article_id, topics_now in queries.article_topics(session, copies).items():
         item, how = copies[article_id]
         sightings.append(_sighting(article_id, source, item, now, how))
-        _merge_topics(article, source, item)
+        # A copy carried by a source on another beat puts the article on that beat too.
+        merged = sorted(set(topics_now) | set(source.topics or []) | set(item.tags))
+        if merged != topics_now:
+            changed[article_id] = merged
         stored.duplicates += 1
+    queries.set_topics(session, changed)
     queries.add_sightings(session, sightings)
     stored.new = len(new)
     return stored
@@ -99,10 +132,3 @@ def _article_row(source: Source, item: Item, now: dt.datetime, topics: list[str]
 def _sighting(article_id: int, source: Source, item: Item, now: dt.datetime, how: str) -> dict[str, Any]:
     return {"article_id": article_id, "source_id": source.id, "guid": item.guid, "url": item.url, "seen_at": now,
             "how": how}
-
-
-def _merge_topics(article: Article, source: Source, item: Item) -> None:
-    """A copy carried by a source on another beat puts the article on that beat too."""
-    topics = sorted(set(article.topics or []) | set(source.topics or []) | set(item.tags))
-    if topics != list(article.topics or []):
-        article.topics = topics
