@@ -215,3 +215,31 @@ def test_erasing_a_subscriber_deletes_their_ledger_rows(database: Database) -> N
         assert session.scalars(select(Delivery.subscriber_id).where(Delivery.edition_id == edition_id)).all() != []
         assert victim not in session.scalars(select(Delivery.subscriber_id)).all()
         assert ledger.delete_for_editions(session, [edition_id]) == 1
+
+
+def test_the_writer_can_start_a_mark_and_finish_it_later(database: Database) -> None:
+    """PostgreSQL sends the commit and waits for it later (overlapping MAIL FROM / RCPT TO); SQLite commits at the end.
+    Either way the row is marked only once `finish_transmitting()` returned, and a lost claim reads False."""
+    seed(database, 3)
+    now = utcnow()
+    with database.session() as session:
+        ids = [c.id for c in ledger.claim_batch(session, "w", now, lease_seconds=60, limit=3)]
+    writer = ledger.LedgerWriter(database.engine, "w", synchronous_commit=False)
+    thief = ledger.LedgerWriter(database.engine, "thief")
+    try:
+        assert writer.overlaps == (database.engine.dialect.name == "postgresql")
+        writer.start_transmitting(ids[0], "<a@x>", now + dt.timedelta(seconds=60))
+        assert writer.finish_transmitting()
+        writer.sent(ids[0], "250 ok", now)
+        writer.start_transmitting(ids[1], "<b@x>", now + dt.timedelta(seconds=60))
+        writer.flush()  # an error between start and finish: flush settles the started mark first
+        assert writer.pending == 0
+        thief.start_transmitting(ids[2], "<c@x>", now + dt.timedelta(seconds=60))
+        assert not thief.finish_transmitting()
+    finally:
+        writer.close()
+        thief.close()
+    with database.session() as session:
+        rows = {d.id: d for d in session.scalars(select(Delivery).where(Delivery.id.in_(ids)))}
+    assert [str(rows[i].state) for i in ids] == ["sent", "transmitting", "claimed"]
+    assert rows[ids[1]].attempts == 1 and rows[ids[1]].message_id == "<b@x>"

@@ -91,6 +91,7 @@ class DispatchSettings(_Section):
     retry_base_seconds: int = Field(300, ge=1, description="First retry delay; doubles on each attempt")
     retry_max_seconds: int = Field(86400, ge=1, description="Longest delay between retries")
     throttle_seconds: float = Field(30, ge=0, description="After a throttling reply (421, 450, 451, 452, 454) that connection or recipient domain waits this long")
+    synchronous_commit: Literal["auto", "on", "off"] = Field("auto", description="PostgreSQL: synchronous_commit of the send path's ledger marks. off is safe against a worker crash, but a database-server crash can undo the last fraction of a second of marks, whose messages are then sent again; auto: off under ambiguous = resend, on under skip")
 
 
 class BounceSettings(_Section):

@@ -11,20 +11,20 @@ Every update of a claimed row checks the worker id: a worker that lost its claim
 The queue is read through partial indexes (`Delivery`): the claim walks `ix_delivery_due` in
 (next_attempt_at, id) order and stops after `limit` rows, so its cost does not grow with the queue.
 Their predicates are repeated verbatim in the queries (SQLite uses a partial index only then).
-`LedgerWriter` is the send path's own connection: plain DBAPI statements, one commit per message.
+`LedgerWriter` (`ledger_writer.py`, re-exported here) is the send path's own connection: one commit per message.
 The deliveries table has no foreign keys: `delete_for_*` remove what ON DELETE CASCADE used to.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import threading
-from collections.abc import Callable
+import json
 from typing import Any, NamedTuple
 
-from sqlalchemy import Engine, and_, bindparam, delete, select, text, update
+from sqlalchemy import and_, bindparam, delete, select, text, update
 from sqlalchemy.orm import Session
 
+from digest.db.ledger_writer import LedgerWriter as LedgerWriter  # re-exported: the send path's connection
 from digest.db.models import (DUE_PREDICATE, HELD_PREDICATE, Delivery, DeliveryState, Edition, UTCDateTime)
 
 DUE_STATES = (DeliveryState.queued, DeliveryState.deferred)
@@ -74,11 +74,15 @@ _DUE_IDS = (f"SELECT id FROM deliveries WHERE {DUE_PREDICATE} AND next_attempt_a
             "AND +edition_id IN :editions ORDER BY next_attempt_at, id LIMIT :limit")
 _CLAIM = ("UPDATE deliveries SET state = 'claimed', worker_id = :worker, lease_until = :lease "
           "WHERE id IN ({ids}) RETURNING id")
-# The ids are integers the database just returned: written inline, they spare SQLAlchemy expanding 200 binds.
+# The ids go as one parameter (a JSON array on SQLite, an array on PostgreSQL), so this is one statement: written
+# inline, every batch was a new statement, and sqlite3 keeps the last 128 compiled per pooled connection (about
+# 3 MB each, which a long send filled: most of its growth in peak RSS).
 _LOAD = ("SELECT d.id, d.edition_id, d.variant_id, d.subscriber_id, d.message_id, s.email, s.name, s.locale, "
          "EXISTS (SELECT 1 FROM suppressions p WHERE p.email = s.email) "
          "FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id "
-         "WHERE d.id IN ({ids}) ORDER BY d.next_attempt_at, d.id")
+         "WHERE {ids} ORDER BY d.next_attempt_at, d.id")
+_LOAD_SQLITE = _LOAD.format(ids="d.id IN (SELECT value FROM json_each(?))")
+_LOAD_PG = _LOAD.format(ids="d.id = ANY(%s)")
 
 
 def _claim_statement(select_ids: str, postgres: bool) -> Any:
@@ -126,7 +130,10 @@ def claim_batch(session: Session, worker_id: str, now: dt.datetime, *, lease_sec
         session.execute(text("SET LOCAL enable_sort = on"))
     if not ids:
         return []
-    rows = session.connection().exec_driver_sql(_LOAD.format(ids=",".join(str(int(i)) for i in ids)))
+    if postgres:
+        rows = session.connection().exec_driver_sql(_LOAD_PG, (ids,))
+    else:
+        rows = session.connection().exec_driver_sql(_LOAD_SQLITE, ("[" + ",".join(str(int(i)) for i in ids) + "]",))
     return [Claimed(*row[:8], bool(row[8])) for row in rows]
 
 
@@ -160,14 +167,22 @@ def renew_leases(session: Session, worker_id: str, now: dt.datetime, lease_secon
     their lease itself): waiting for them could deadlock with a sender's two-row transaction."""
     total = 0
     postgres = session.get_bind().dialect.name == "postgresql"
+    lease = now + dt.timedelta(seconds=lease_seconds)
     for start in range(0, len(delivery_ids), 1000):
-        mine = and_(Delivery.id.in_(delivery_ids[start:start + 1000]), Delivery.worker_id == worker_id,
-                    Delivery.state.in_((DeliveryState.claimed, DeliveryState.transmitting)))
-        if postgres:
-            mine = Delivery.id.in_(select(Delivery.id).where(mine).with_for_update(skip_locked=True))
-        result = session.execute(update(Delivery).where(mine).values(lease_until=now + dt.timedelta(seconds=lease_seconds)))
-        total += int(result.rowcount or 0)
+        chunk = [int(i) for i in delivery_ids[start:start + 1000]]
+        result = session.execute(_RENEW[postgres], {"ids": chunk if postgres else json.dumps(chunk), "worker": worker_id,
+                                                    "lease": lease})
+        total += int(result.rowcount or 0)  # type: ignore[attr-defined]
     return total
+
+
+# One statement whatever the number of ids (see _LOAD).
+_RENEW = {
+    False: text(f"UPDATE deliveries SET lease_until = :lease WHERE id IN (SELECT value FROM json_each(:ids)) "
+                f"AND worker_id = :worker AND {HELD_PREDICATE}").bindparams(_at("lease")),
+    True: text(f"UPDATE deliveries SET lease_until = :lease WHERE id IN (SELECT id FROM deliveries WHERE id = ANY(:ids) "
+               f"AND worker_id = :worker AND {HELD_PREDICATE} FOR UPDATE SKIP LOCKED)").bindparams(_at("lease")),
+}
 
 
 def _mine(delivery_id: int, worker_id: str) -> object:
@@ -206,9 +221,12 @@ def mark_sent(session: Session, delivery_id: int, worker_id: str, *, reply: str,
 
 
 def mark_deferred(session: Session, delivery_id: int, worker_id: str, *, reply: str, retry_at: dt.datetime,
-                  count_attempt: bool) -> None:
+                  count_attempt: bool, refund_attempt: bool = False) -> None:
+    """`count_attempt`: this try was not counted yet (it failed before its mark); `refund_attempt`: it was
+    counted by an early mark but failed on our own side (connection, MAIL FROM), which spends no attempt."""
+    count = 1 if count_attempt else -1 if refund_attempt else 0
     session.execute(_DEFER, {"b_id": delivery_id, "b_worker": worker_id, "b_reply": reply[:500],
-                             "b_retry": _utc(retry_at), "b_count": 1 if count_attempt else 0})
+                             "b_retry": _utc(retry_at), "b_count": count})
 
 
 def mark_final(session: Session, delivery_id: int, worker_id: str, state: DeliveryState, *, reply: str) -> None:
@@ -240,98 +258,6 @@ def retry_failed(session: Session, edition_ids: list[int] | None, now: dt.dateti
     result = session.execute(query.values(state=DeliveryState.queued, next_attempt_at=now, worker_id=None,
                                           lease_until=None, attempts=0))
     return int(result.rowcount or 0)
-
-
-# --- the send path's own connection ---------------------------------------------------------------
-
-class LedgerWriter:
-    """One sender thread's ledger connection: plain DBAPI statements, one transaction per message.
-
-    `transmitting()` commits, in one transaction, the outcomes recorded since the last commit (the
-    previous message's `sent`) and this message's transmitting mark, before its DATA. So a connection
-    has at most one row between its mark and a committed outcome, as with one transaction per step,
-    and a message costs one commit. `flush()` commits what is pending (the sender calls it whenever
-    it has nothing to send at once). On SQLite the process-wide writer lock is held for the
-    transaction (`dispatch.sessions`). On PostgreSQL the connection is its own (out of the pool, in
-    autocommit) and the updates go as one statement (data-modifying CTEs): one round trip, one commit.
-    """
-
-    def __init__(self, engine: Engine, worker_id: str, lock: threading.Lock | None = None,
-                 on_commit: Callable[[list[int]], None] = lambda ids: None) -> None:
-        self.worker_id = worker_id
-        self._lock = lock
-        self._on_commit = on_commit  # told the rows whose recorded outcome is now committed
-        self._sqlite = engine.dialect.name == "sqlite"
-        self._conn: Any = engine.raw_connection()
-        self._conn.detach()  # held for a whole run: outside the pool's size (and its autocommit outside the pool)
-        if not self._sqlite:
-            self._conn.dbapi_connection.autocommit = True
-        mark = "?" if self._sqlite else "%s"
-        self._stamp = UTCDateTime().bind_processor(engine.dialect) or (lambda value: value)
-        self._transmit = (f"UPDATE deliveries SET state = 'transmitting', message_id = {mark}, attempts = attempts + 1, "
-                          f"lease_until = {mark} WHERE id = {mark} AND worker_id = {mark} AND state = 'claimed'")
-        self._sent = (f"UPDATE deliveries SET state = 'sent', sent_at = {mark}, last_reply = {mark}, lease_until = NULL "
-                      f"WHERE id = {mark} AND worker_id = {mark}")
-        self._pending: list[tuple[str, tuple[Any, ...]]] = []
-        self._pending_ids: list[int] = []
-
-    @property
-    def pending(self) -> int:
-        return len(self._pending)
-
-    def sent(self, delivery_id: int, reply: str, now: dt.datetime) -> None:
-        """Recorded with the next commit (the next message's mark, or `flush()`)."""
-        self._pending.append((self._sent, (self._stamp(now), reply[:500], delivery_id, self.worker_id)))
-        self._pending_ids.append(delivery_id)
-
-    def transmitting(self, delivery_id: int, message_id: str, lease_until: dt.datetime) -> bool:
-        """Commit what is pending and mark this row; False when the claim was lost (do not send)."""
-        return bool(self._commit((self._transmit, (message_id, self._stamp(lease_until), delivery_id, self.worker_id))))
-
-    def flush(self) -> None:
-        if self._pending:
-            self._commit(None)
-
-    def _commit(self, last: tuple[str, tuple[Any, ...]] | None) -> int:
-        statements = [*self._pending, last] if last else list(self._pending)
-        if self._lock is not None:
-            self._lock.acquire()
-        try:
-            cursor = self._conn.cursor()
-            try:
-                if self._sqlite:
-                    cursor.execute("BEGIN IMMEDIATE")
-                    for sql, params in statements:
-                        cursor.execute(sql, params)
-                    count = cursor.rowcount
-                    cursor.execute("COMMIT")
-                else:  # one statement in autocommit: atomic, one round trip
-                    *before, (sql, params) = statements
-                    if before:
-                        sql = "WITH " + ", ".join(f"w{i} AS ({s})" for i, (s, _) in enumerate(before)) + " " + sql
-                        params = tuple(p for _, ps in before for p in ps) + params
-                    cursor.execute(sql, params)
-                    count = cursor.rowcount
-            except BaseException:
-                if self._sqlite:
-                    self._conn.rollback()
-                raise
-            finally:
-                cursor.close()
-        finally:
-            if self._lock is not None:
-                self._lock.release()
-        self._pending.clear()  # kept on failure: the next commit tries them again
-        done, self._pending_ids = self._pending_ids, []
-        if done:
-            self._on_commit(done)
-        return int(count)
-
-    def close(self) -> None:
-        try:
-            self.flush()
-        finally:
-            self._conn.close()
 
 
 # --- editions: pause, resume, cancel --------------------------------------------------------------

@@ -79,6 +79,8 @@ class RateLimiter:
 
     def try_acquire(self) -> float:
         """Take a slot and return 0, or return how long to wait before trying again."""
+        if not self.windows:  # no limits configured: nothing to count (and no lock for the senders to share)
+            return 0.0
         with self._lock:
             now = self.clock()
             wait = max((w.wait_time(now) for w in self.windows), default=0.0)

@@ -24,8 +24,7 @@ class LinkSigner:
         self._secret = secret
         self._macs: dict[str, hmac.HMAC] = {}
         self._clock = clock
-        self._stamp_at = -1
-        self._stamp = b""
+        self._stamped = (-1, b"")  # (second, its base64): one tuple, as sender threads share the signer
 
     def _mac(self, scope: str) -> hmac.HMAC:
         mac = self._macs.get(scope)
@@ -37,10 +36,12 @@ class LinkSigner:
     def make(self, scope: str, subscriber_id: int, list_id: int) -> str:
         """Same token as `Signer(secret).make(scope, subscriber_id, list_id)` made in the same second."""
         now = int(self._clock())
-        if now != self._stamp_at:
-            self._stamp_at, self._stamp = now, _b64(now.to_bytes((now.bit_length() + 7) // 8 or 1, "big"))
+        at, stamp = self._stamped
+        if now != at:
+            stamp = _b64(now.to_bytes((now.bit_length() + 7) // 8 or 1, "big"))
+            self._stamped = (now, stamp)
         # Compact JSON of two ints never compresses shorter, so itsdangerous never prefixes it with ".".
-        value = _b64(b"[%d,%d]" % (subscriber_id, list_id)) + b"." + self._stamp
+        value = _b64(b"[%d,%d]" % (subscriber_id, list_id)) + b"." + stamp
         mac = self._mac(scope).copy()
         mac.update(value)
         return (value + b"." + _b64(mac.digest())).decode("ascii")

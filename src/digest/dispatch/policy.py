@@ -27,7 +27,8 @@ RECIPIENT_STAGES = ("RCPT TO", "DATA")
 class Decision:
     state: DeliveryState | None  # None: the row is not ours any more; record nothing
     delay: float = 0.0  # seconds until the retry (deferred)
-    count_attempt: bool = False  # deferred before DATA: the attempt was not counted yet
+    count_attempt: bool = False  # deferred before its mark: the attempt was not counted yet
+    refund_attempt: bool = False  # counted by an early mark, but the failure was on our own side
     bounce: str | None = None  # "hard" | "soft" for the recipient's bounce score
     pause_connection: bool = False
     cool_domain: bool = False
@@ -39,12 +40,15 @@ def backoff(attempts: int, settings: DispatchSettings, rng: random.Random | None
     return delay * (rng or random).uniform(0.9, 1.1)
 
 
-def decide(exc: DispatchError, attempts: int, settings: DispatchSettings, *, data_started: bool) -> Decision:
-    """`attempts` counts tries so far including this one when DATA was started (the ledger counts at DATA)."""
+def decide(exc: DispatchError, attempts: int, settings: DispatchSettings, *, data_started: bool,
+           counted: bool | None = None) -> Decision:
+    """`attempts` counts tries so far, this one included when it was `counted` (the ledger counts at the
+    `transmitting` mark: just before DATA, or before MAIL FROM when the mark overlaps the envelope)."""
     if isinstance(exc, ClaimLostError):
         return Decision(None)
+    counted = data_started if counted is None else counted
     stage, code = stage_of(exc), exc.code or 0
-    tries = attempts if data_started else attempts + 1
+    tries = attempts if counted else attempts + 1
     if isinstance(exc, AmbiguousDispatchError):
         if settings.ambiguous == "skip":
             return Decision(DeliveryState.skipped)
@@ -56,6 +60,7 @@ def decide(exc: DispatchError, attempts: int, settings: DispatchSettings, *, dat
     server_side = stage in ("connect", "connection", "MAIL FROM") or code in SERVER_THROTTLE
     if not server_side and tries >= settings.max_attempts:
         return Decision(DeliveryState.failed, bounce="soft")
-    return Decision(DeliveryState.deferred, delay=backoff(tries, settings), count_attempt=not data_started and not server_side,
+    return Decision(DeliveryState.deferred, delay=backoff(tries, settings), count_attempt=not counted and not server_side,
+                    refund_attempt=counted and server_side,
                     pause_connection=server_side or code in SERVER_THROTTLE,
                     cool_domain=code in THROTTLE_CODES and code not in SERVER_THROTTLE)

@@ -2,6 +2,8 @@
 
 N connections (`smtp.max_connections`) send at once under the shared rate limiter; each
 thread records its own outcomes, so a slow or stalled connection never holds the others.
+Each thread also builds its messages (`prepare`): the next one while the server works on the
+DATA of the current one, so no thread is CPU-bound while the others wait for the GIL.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ log = logging.getLogger(__name__)
 
 
 class Transport(Protocol):
-    def send(self, sender: str, recipient: str, message: bytes,
-             before_data: Callable[[], bool] | None = None) -> SendResult: ...
+    def send(self, sender: str, recipient: str, message: bytes, before_data: Callable[[], bool] | None = None,
+             before_mail: Callable[[], None] | None = None, after_data: Callable[[], None] | None = None) -> SendResult: ...
 
     def close(self) -> None: ...
 
@@ -35,10 +37,11 @@ T = TypeVar("T", bound=HasRecipient)
 
 class SenderPool(Generic[T]):
     def __init__(self, size: int, queue: DomainQueue[T], limiter: RateLimiter,
-                 make_transport: Callable[[], Transport], deliver: Callable[[Transport, T], Decision | None],
-                 *, throttle_seconds: float, idle: Callable[[], None] = lambda: None) -> None:
+                 make_transport: Callable[[], Transport], deliver: Callable[[Transport, T, Callable[[], None]], Decision | None],
+                 *, throttle_seconds: float, idle: Callable[[], None] = lambda: None,
+                 prepare: Callable[[T], None] = lambda item: None) -> None:
         self.queue, self.limiter = queue, limiter
-        self.make_transport, self.deliver = make_transport, deliver
+        self.make_transport, self.deliver, self.prepare = make_transport, deliver, prepare
         self.idle = idle  # run in a sender thread before it waits for work, and when it ends
         self.throttle_seconds = throttle_seconds
         self.stopping = threading.Event()
@@ -68,9 +71,18 @@ class SenderPool(Generic[T]):
 
     def _loop(self) -> None:
         transport = self.make_transport()
+        ahead: T | None = None  # taken and built while the server worked on the previous DATA
+
+        def build_next() -> None:
+            nonlocal ahead
+            if ahead is None and not self.stopping.is_set():
+                ahead = self.queue.poll()
+                if ahead is not None:
+                    self.prepare(ahead)
+
         try:
             while True:
-                item = self.queue.poll()
+                item, ahead = ahead or self.queue.poll(), None
                 if item is None:
                     self._idle()
                     item = self.queue.take()
@@ -82,7 +94,8 @@ class SenderPool(Generic[T]):
                         with self._lock:
                             self.unsent.append(item)
                         continue
-                    decision = self.deliver(transport, item)
+                    self.prepare(item)  # a no-op when built ahead
+                    decision = self.deliver(transport, item, build_next)
                 except Exception:  # a bug or a database outage: the row's lease brings it back
                     log.exception("sending to %s failed unexpectedly", item.recipient)
                     with self._lock:

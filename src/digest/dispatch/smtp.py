@@ -25,7 +25,6 @@ from digest.errors import ConfigError, DispatchError, PermanentDispatchError, Tr
 
 log = logging.getLogger(__name__)
 
-_LEADING_DOT = re.compile(rb"(?m)^\.")
 
 
 class AmbiguousDispatchError(TransientDispatchError):
@@ -110,10 +109,15 @@ class SmtpTransport:
             raise
         return conn
 
-    def send(self, sender: str, recipient: str, message: bytes,
-             before_data: Callable[[], bool] | None = None) -> SendResult:
-        """Send one message. Raises Transient/Permanent/AmbiguousDispatchError with the server's reply."""
-        conn, (code, reply) = self._mail_from(sender)
+    def send(self, sender: str, recipient: str, message: bytes, before_data: Callable[[], bool] | None = None,
+             before_mail: Callable[[], None] | None = None, after_data: Callable[[], None] | None = None) -> SendResult:
+        """Send one message. Raises Transient/Permanent/AmbiguousDispatchError with the server's reply.
+
+        `before_mail` runs once the connection is up, just before MAIL FROM (the ledger starts its commit
+        there, to overlap the envelope's round trips); `before_data` after RCPT: False means do not send;
+        `after_data` once the message is written, while the server works on it (the sender builds its
+        next message there)."""
+        conn, (code, reply) = self._mail_from(sender, before_mail)
         handed_over = False
         try:
             if code != 250:
@@ -130,10 +134,13 @@ class SmtpTransport:
             if code != 354:
                 raise self._refused(code, reply, "DATA")
             handed_over = True  # from here on, a dropped connection leaves the outcome unknown
-            body = _LEADING_DOT.sub(b"..", message)
-            if not body.endswith(b"\r\n"):
-                body += b"\r\n"
-            conn.send(body + b".\r\n")
+            if b"\n." in message:  # dot-stuffing (RFC 5321 4.5.2): QP soft breaks often put a "." first on a line
+                message = message.replace(b"\n.", b"\n..")  # a fifth of the cost of the regular expression
+            if message.startswith(b"."):
+                message = b"." + message
+            conn.send(message + (b".\r\n" if message.endswith(b"\r\n") else b"\r\n.\r\n"))
+            if after_data is not None:
+                after_data()
             code, reply = conn.getreply()
             if code != 250:
                 raise self._refused(code, reply, "DATA", after_data=True)
@@ -151,11 +158,14 @@ class SmtpTransport:
             self._reset()
         return _error(code, reply, stage)
 
-    def _mail_from(self, sender: str) -> tuple[smtplib.SMTP, tuple[int, bytes]]:
+    def _mail_from(self, sender: str, before: Callable[[], None] | None = None) -> tuple[smtplib.SMTP, tuple[int, bytes]]:
         """MAIL FROM on the pooled connection; a connection the server closed while idle is reopened once."""
         for attempt in (1, 2):
             if self._conn is None:
                 self._conn = self._connect()
+            if before is not None:
+                before()
+                before = None
             try:
                 self._conn.putcmd("mail", f"FROM:{_path(sender)}")
                 return self._conn, self._conn.getreply()

@@ -2,14 +2,14 @@
 
 One `Dispatcher` per worker process. Its main thread claims due rows (at most about two batches
 ahead of the senders) in one transaction that also returns each row's address and suppression
-(suppressed rows are recorded there, set-based), builds each message (a skeleton per variant, a few
-string fills and two HMACs per recipient) and queues it; `smtp.max_connections` sender threads
-(`pool.py`) send them over reused connections under the rate limits, while the main thread
-prepares the next ones. Each sender thread records through its own `LedgerWriter`: a row is marked
-`transmitting` only after RCPT succeeded and just before DATA, in one commit with the previous
-message's `sent`, so a message costs one transaction and a crash leaves every row either safely due
-again or explicitly ambiguous (`dispatch.ambiguous`), at most one per connection. A heartbeat
-(`lease.py`) keeps the leases of the rows in hand.
+(suppressed rows are recorded there, set-based) and queues them; `smtp.max_connections` sender
+threads (`pool.py`) build each message (a skeleton per variant, a few string fills and two HMACs per
+recipient; the next one while the server works on the current DATA) and send it over a reused
+connection under the rate limits. Each sender thread records through its own `LedgerWriter`: a row
+is marked `transmitting` (committed) before DATA, in one commit with the previous message's `sent`,
+so a message costs one transaction and a crash leaves every row either safely due again or
+explicitly ambiguous (`dispatch.ambiguous`), at most one per connection. A heartbeat (`lease.py`)
+keeps the leases of the rows in hand.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ __all__ = ["Dispatcher", "DispatchReport", "Outgoing", "default_worker_id", "mes
 
 @dataclass
 class Outgoing:
-    """One message ready for SMTP, built before any network I/O."""
+    """One message for SMTP; claimed rows are queued with `row` set and built by their sender thread."""
 
     delivery_id: int
     sender: str
@@ -70,6 +70,9 @@ class Outgoing:
     message_id: str
     suppressed: bool = False
     edition_id: int = 0
+    row: ledger.Claimed | None = None  # not built yet
+    date: dt.datetime | None = None  # the Date header (one per claimed batch)
+    error: DigestError | None = None  # could not be built: fails with the reason
 
 
 class _Row(Protocol):
@@ -120,6 +123,7 @@ class Dispatcher:
         self._writers: list[ledger.LedgerWriter] = []
         self._keeper: LeaseKeeper | None = None
         self._writers_lock = threading.Lock()
+        self._next_recovery = 0.0  # monotonic time of the next look for ambiguous rows
 
     def run(self, *, edition_ids: list[int] | None = None, progress: Callable[[DispatchReport], None] | None = None,
             should_stop: Callable[[], bool] = lambda: False) -> DispatchReport:
@@ -131,10 +135,13 @@ class Dispatcher:
         queue: DomainQueue[Outgoing] = DomainQueue(smtp, key=lambda o: domain_of(o.recipient))
         keeper = LeaseKeeper(self.sessions, self.worker_id, d.lease_seconds, self.clock)
 
-        def deliver(transport: Transport, out: Outgoing) -> Decision | None:
+        def deliver(transport: Transport, out: Outgoing, build_next: Callable[[], None]) -> Decision | None:
             pending = False
             try:
-                decision, pending = self._deliver(transport, out, report)
+                if out.error is not None:  # a broken variant fails its rows with the reason, never loops
+                    self._record_broken(out, report)
+                    return None
+                decision, pending = self._deliver(transport, out, report, build_next)
                 return decision
             finally:
                 if not pending:  # a recorded `sent` leaves the heartbeat once committed (the writer's on_commit)
@@ -144,7 +151,7 @@ class Dispatcher:
                     progress(report)
 
         pool = SenderPool(smtp.max_connections, queue, self.limiter, make_transport, deliver,
-                          throttle_seconds=d.throttle_seconds, idle=self._flush)
+                          throttle_seconds=d.throttle_seconds, idle=self._flush, prepare=self._build)
         self._keeper = keeper
         try:
             with keeper, pool:
@@ -176,11 +183,18 @@ class Dispatcher:
         writer: ledger.LedgerWriter | None = getattr(self._local, "writer", None)
         if writer is None:
             writer = ledger.LedgerWriter(self.database.engine, self.worker_id, self.sessions.lock,
-                                         on_commit=self._keeper.drop_many if self._keeper else lambda ids: None)
+                                         on_commit=self._keeper.drop_many if self._keeper else lambda ids: None,
+                                         synchronous_commit=self._synchronous_marks())
             self._local.writer = writer
             with self._writers_lock:
                 self._writers.append(writer)
         return writer
+
+    def _synchronous_marks(self) -> bool:
+        """dispatch.synchronous_commit; auto: durable marks only where a lost mark could break the policy's
+        promise (under skip, a re-sent row would be a duplicate nobody was told about)."""
+        d = self.settings.dispatch
+        return d.synchronous_commit == "on" or (d.synchronous_commit == "auto" and d.ambiguous == "skip")
 
     def _flush(self) -> None:
         """A sender thread with nothing to send at once commits its recorded outcomes."""
@@ -203,10 +217,14 @@ class Dispatcher:
     def _claim(self, edition_ids: list[int] | None, report: DispatchReport, keeper: LeaseKeeper) -> list[Outgoing]:
         d = self.settings.dispatch
         with self.sessions() as session:
-            recovered = ledger.recover_ambiguous(session, self.clock(), d.ambiguous)
-            if recovered:
-                log.warning("%d ambiguous deliveries of dead workers: policy %s", recovered, d.ambiguous)
-                report.recovered += recovered
+            # Rows turn ambiguous only when a dead worker's lease expires: looking as often as the heartbeat beats
+            # is soon enough, and spares a statement per batch.
+            if time.monotonic() >= self._next_recovery:
+                self._next_recovery = time.monotonic() + max(d.lease_seconds / 3, 1.0)
+                recovered = ledger.recover_ambiguous(session, self.clock(), d.ambiguous)
+                if recovered:
+                    log.warning("%d ambiguous deliveries of dead workers: policy %s", recovered, d.ambiguous)
+                    report.recovered += recovered
             rows = ledger.claim_batch(session, self.worker_id, self.clock(), lease_seconds=d.lease_seconds,
                                       limit=d.batch_size, edition_ids=edition_ids)
             suppressed = [row.id for row in rows if row.suppressed]
@@ -218,25 +236,27 @@ class Dispatcher:
         keeper.hold([row.id for row in rows])
         if rows:
             log.info("claimed %d deliveries", len(rows))
-        work: list[Outgoing] = []
-        broken: list[tuple[int, DigestError]] = []
         now = self.clock()  # one Date for the batch: it is sent within seconds
-        for row in rows:
-            try:
-                out = self._prepare(row, now)
-            except DigestError as exc:  # a broken variant fails its rows with the reason, never loops
-                broken.append((row.id, exc))
-                continue
-            out.sender = self._envelope_sender(out)
-            work.append(out)
-        if broken:
-            with self.sessions() as session:
-                for delivery_id, exc in broken:
-                    ledger.mark_failed(session, delivery_id, self.worker_id, reply=f"cannot build: {exc}")
-            for delivery_id, exc in broken:
-                keeper.drop(delivery_id)
-                report.count("failed", f"delivery {delivery_id}: {exc}")
-        return work
+        return [Outgoing(delivery_id=row.id, sender="", recipient=row.email, message=b"", message_id="",
+                         edition_id=row.edition_id, row=row, date=now) for row in rows]
+
+    def _build(self, out: Outgoing) -> None:
+        """In the sender thread: fill in the message of a claimed row (once; a no-op when built)."""
+        row, out.row = out.row, None
+        if row is None:
+            return
+        try:
+            built = self._prepare(row, out.date)
+        except DigestError as exc:
+            out.error = exc
+            return
+        out.message, out.message_id = built.message, built.message_id
+        out.sender = self._envelope_sender(built)
+
+    def _record_broken(self, out: Outgoing, report: DispatchReport) -> None:
+        with self.sessions() as session:
+            ledger.mark_failed(session, out.delivery_id, self.worker_id, reply=f"cannot build: {out.error}")
+        report.count("failed", f"delivery {out.delivery_id}: {out.error}")
 
     def _load_variants(self, session: Session, variant_ids: set[int]) -> None:
         for variant_id in sorted(variant_ids):
@@ -298,33 +318,56 @@ class Dispatcher:
 
     # --- send and record --------------------------------------------------------------------------
 
-    def _deliver(self, transport: Transport, out: Outgoing, report: DispatchReport) -> tuple[Decision | None, bool]:
-        """Send one message; returns the failure decision (or None) and whether a `sent` awaits its commit."""
-        lease = dt.timedelta(seconds=self.settings.dispatch.lease_seconds)
+    def _deliver(self, transport: Transport, out: Outgoing, report: DispatchReport,
+                 after_data: Callable[[], None] | None = None) -> tuple[Decision | None, bool]:
+        """Send one message; returns the failure decision (or None) and whether a `sent` awaits its commit.
+
+        The row is marked `transmitting` (committed) before DATA. On PostgreSQL under `ambiguous = resend` the
+        commit is started just before MAIL FROM and awaited after RCPT TO, so it overlaps the envelope's round
+        trips; a crash in between leaves an unsent row marked, which `resend` queues again (not a duplicate).
+        Under `skip` such a row would be reported as skipped without having been sent, so there the mark is
+        made after RCPT TO, as on SQLite."""
         writer = self._writer()
-        data_started = False
+        lease_until = self.clock() + dt.timedelta(seconds=self.settings.dispatch.lease_seconds)
+        started = marked = data_started = False
+
+        def before_mail() -> None:
+            nonlocal started
+            writer.start_transmitting(out.delivery_id, out.message_id, lease_until)
+            started = True
 
         def before_data() -> bool:
-            nonlocal data_started
-            data_started = writer.transmitting(out.delivery_id, out.message_id, self.clock() + lease)
+            nonlocal started, marked, data_started
+            if not started:
+                writer.start_transmitting(out.delivery_id, out.message_id, lease_until)
+            started = False
+            marked = data_started = writer.finish_transmitting()
             return data_started
 
         try:
-            result = transport.send(out.sender, out.recipient, out.message, before_data=before_data)
+            if writer.overlaps and self.settings.dispatch.ambiguous == "resend":
+                result = transport.send(out.sender, out.recipient, out.message, before_data=before_data,
+                                        before_mail=before_mail, after_data=after_data)
+            else:
+                result = transport.send(out.sender, out.recipient, out.message, before_data=before_data,
+                                        after_data=after_data)
         except DispatchError as exc:
+            if started:  # marked early; the envelope failed before DATA
+                marked = writer.finish_transmitting()
             writer.flush()
-            return self._record_failure(out, exc, data_started, report), False
+            return self._record_failure(out, exc, data_started, report, counted=marked), False
         writer.sent(out.delivery_id, f"{result.code} {result.reply}", self.clock())
         report.count("sent")
         return None, True
 
     def _record_failure(self, out: Outgoing, exc: DispatchError, data_started: bool,
-                        report: DispatchReport) -> Decision:
+                        report: DispatchReport, *, counted: bool | None = None) -> Decision:
         d = self.settings.dispatch
         now = self.clock()
+        counted = data_started if counted is None else counted
         with self.sessions() as session:
             attempts = ledger.attempts_of(session, out.delivery_id)
-            decision = decide(exc, attempts, d, data_started=data_started)
+            decision = decide(exc, attempts, d, data_started=data_started, counted=counted)
             reply = str(exc)
             if decision.state is None:
                 report.count("lost_claims")
@@ -332,12 +375,12 @@ class Dispatcher:
             if decision.state == DeliveryState.deferred:
                 ledger.mark_deferred(session, out.delivery_id, self.worker_id, reply=reply,
                                      retry_at=now + dt.timedelta(seconds=decision.delay),
-                                     count_attempt=decision.count_attempt)
+                                     count_attempt=decision.count_attempt, refund_attempt=decision.refund_attempt)
             else:
                 if decision.state == DeliveryState.skipped:
                     reply = f"ambiguous: connection lost during DATA; not resent (policy skip): {exc}"
                 elif decision.bounce != "hard":
-                    reply = f"gave up after {attempts + (0 if data_started else 1)} attempts: {exc}"
+                    reply = f"gave up after {attempts + (0 if counted else 1)} attempts: {exc}"
                 ledger.mark_final(session, out.delivery_id, self.worker_id, decision.state, reply=reply)
             if decision.bounce:
                 kind = severity(enhanced_status(reply), exc.code) if decision.bounce == "hard" else "soft"
