@@ -29,6 +29,7 @@ from typing import Protocol
 
 from sqlalchemy.orm import Session
 
+from digest.audience.tokens import Signer
 from digest.bounces.codes import enhanced_status, severity
 from digest.bounces.scoring import Thresholds, record_bounce
 from digest.config import Settings
@@ -39,7 +40,6 @@ from digest.dispatch.dkim import sign_message
 from digest.dispatch.domains import DomainQueue, domain_of
 from digest.dispatch.lease import LeaseKeeper
 from digest.dispatch.limits import RateLimiter
-from digest.dispatch.links import LinkSigner
 from digest.dispatch.policy import Decision, decide
 from digest.dispatch.pool import SenderPool, Transport
 from digest.dispatch.report import DispatchReport
@@ -111,7 +111,7 @@ class Dispatcher:
         self.worker_id = worker_id or default_worker_id()
         self.clock = clock
         self.secret = settings.secret_key()
-        self.links = LinkSigner(self.secret)
+        self.links = Signer(self.secret)
         self._message_ids = hmac.new(self.secret, digestmod=hashlib.sha256)
         self._greetings: dict[str, tuple[str, str]] = {}  # per locale, for subscribers without a name
         self.thresholds = Thresholds.from_settings(settings)
