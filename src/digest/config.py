@@ -125,7 +125,7 @@ class GatherSettings(_Section):
     host_delay: float = Field(0.5, ge=0, description="Seconds between the starts of two fetches from the same host")
     max_redirects: int = Field(5, ge=0, le=20, description="Redirects followed per fetch")
     max_items: int = Field(200, ge=1, description="Most items taken from one source per run (the first ones in the feed)")
-    full_text_pages: int = Field(20, ge=0, description="Most article pages fetched per run for a fetch_full_text source")
+    full_text_pages: int = Field(20, ge=0, description="Most article pages fetched per run for a fetch_full_text or sitemap source")
     retry_after_max: int = Field(86_400, ge=60, description="Longest Retry-After (seconds) honoured from a 429/503 answer")
     max_age_days: int = Field(7, ge=1, description="Ignore items published longer ago than this")
     near_duplicate: float = Field(0.8, gt=0, le=1, description="Estimated word-shingle similarity (Jaccard) at which two texts are one article")
@@ -154,7 +154,7 @@ class AudienceSettings(_Section):
 class SourceConfig(_Section):
     name: str = Field(..., min_length=1, description="Display name, unique")
     url: str = Field(..., min_length=1, description="http(s) URL or local file path")
-    kind: Literal["auto", "rss", "atom", "jsonfeed", "page"] = Field("auto", description="Format; auto detects")
+    kind: Literal["auto", "rss", "atom", "jsonfeed", "page", "sitemap"] = Field("auto", description="Format; auto detects")
     topics: list[str] = Field(default_factory=list, description="Topics this source's articles belong to")
     weight: float = Field(1.0, ge=0, description="Ranking weight")
     enabled: bool = Field(True, description="Gather this source")

@@ -86,7 +86,8 @@ def _gather(database: Database, settings: Settings, now: dt.datetime,
 
     with make_client(gather) as client, ThreadPoolExecutor(max_workers=gather.concurrency,
                                                            thread_name_prefix="gather") as threads:
-        context = Context(gather, client, HostGate(gather.per_host, gather.host_delay), oldest, Runner(pool))
+        context = Context(gather, client, HostGate(gather.per_host, gather.host_delay), oldest, Runner(pool),
+                          known_guids=lambda source_id: _known_guids(database, source_id))
         futures = [threads.submit(gather_one, plans[i], context) for i in interleave_by_host([p.url for p in plans])]
         pending = set(futures)
         while pending:
@@ -110,8 +111,15 @@ def _skip(source: Source, now: dt.datetime) -> SourceOutcome | None:
 
 def _plan(session: Session, source: Source, full_text: bool) -> Plan:
     # Pages are fetched only for items this source has not carried before.
-    known = frozenset(article_queries.guids_seen_at(session, source.id)) if full_text else frozenset()
+    wanted = full_text or source.kind == "sitemap"
+    known = frozenset(article_queries.guids_seen_at(session, source.id)) if wanted else frozenset()
     return Plan(source.id, source.name, source.url, source.kind, source.etag, source.last_modified, full_text, known)
+
+
+def _known_guids(database: Database, source_id: int) -> frozenset[str]:
+    """Read from a worker thread, for a kind = "auto" source that turned out to be a sitemap."""
+    with database.session() as session:
+        return frozenset(article_queries.guids_seen_at(session, source_id))
 
 
 def _store_batch(database: Database, batch: list[Gathered], now: dt.datetime,
@@ -201,6 +209,8 @@ def _outcome(got: Gathered) -> SourceOutcome:
                             seen_items=got.parsed, elapsed_ms=got.elapsed_ms, http_status=got.status, pages=got.pages)
     if got.page_errors:
         outcome.extra["page_errors"] = f"{len(got.page_errors)}: {got.page_errors[0]}"[:500]
+    if got.extra:
+        outcome.extra.update(got.extra)
     return outcome
 
 
