@@ -24,6 +24,8 @@ from feedparser.html import _cp1252
 from feedparser.urls import _urljoin
 from lxml import etree
 
+from digest.gather.xmlsafe import hardened_parser
+
 _CONTENT = "{http://purl.org/rss/1.0/modules/content/}"
 _DC = "{http://purl.org/dc/elements/1.1/}"
 _MEDIA = "{http://search.yahoo.com/mrss/}"
@@ -38,8 +40,7 @@ _XML_MIME = {"", "application/xml", "application/rss+xml", "application/x-rss+xm
 _DECLARED = re.compile(rb"^<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"']")
 _ENTITY_REF = re.compile("&([A-Za-z0-9_]+);")
 _C1 = re.compile("[\x80-\x9f]")  # the only code points _cp1252 maps
-_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
-                          remove_comments=False, strip_cdata=True)
+_PARSER = hardened_parser(remove_comments=False, strip_cdata=True)
 
 
 class _Unsupported(Exception):

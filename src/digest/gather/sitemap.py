@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from lxml import etree
 
 from digest.errors import ParseError
-from digest.gather.clean import canonical_url, clean_text, clean_title, normalise_language, safe_link
+from digest.gather.clean import canonical_url, clean_text, clean_title, normalise_language
 from digest.gather.dates import parse_date
+from digest.gather.xmlsafe import hardened_parser
 
 # Child sitemaps of a <sitemapindex> followed per run (the most recently modified first).
 MAX_CHILD_SITEMAPS = 5
@@ -147,15 +148,16 @@ def _fields(element: etree._Element) -> dict[str, str]:
     return found
 
 
+_PARSER = hardened_parser(remove_comments=True, remove_pis=True)
+
+
 def _link(value: str, base_url: str) -> str:
-    return safe_link(canonical_url(value, base_url)) if value else ""
+    return canonical_url(value, base_url) if value else ""  # http(s) only, or ""
 
 
 def _parse_xml(body: bytes) -> etree._Element:
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
-                             huge_tree=False, remove_comments=True, remove_pis=True)
     try:
-        root = etree.fromstring(body, parser)
+        root = etree.fromstring(body, _PARSER)
     except etree.XMLSyntaxError as exc:
         line = f" at line {exc.lineno}" if getattr(exc, "lineno", None) else ""
         message = clean_text(str(exc.msg if getattr(exc, "msg", None) else exc)).split(" (line")[0][:160]
