@@ -180,7 +180,8 @@ def import_csv(session: Session, mailing_list: MailingList, lines: Iterable[str]
         with session.begin_nested():
             known = queries.subscriber_by_email(session, data.email)
             before = queries.subscription(session, mailing_list.id, known.id) if known else None
-            outcome, sub = add_subscriber(session, mailing_list, data, confirmed=confirmed, source=source)
+            outcome, sub = add_subscriber(session, mailing_list, data, confirmed=confirmed, source=source,
+                                          existing=known)
             if before is None:  # a new subscription: keep the consent record the admin vouched for
                 queries.record_consent(session, sub.subscriber_id, mailing_list.id,
                                        "imported" if confirmed else "requested", source=source)
