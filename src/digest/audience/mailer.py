@@ -7,7 +7,6 @@ database: rows are claimed with a lease (SKIP LOCKED on PostgreSQL).
 
 from __future__ import annotations
 
-import gc
 import logging
 import threading
 import time
@@ -17,6 +16,7 @@ from digest.audience.confirmations import ConfirmReport, send_due
 from digest.config import Settings, load_settings
 from digest.db import ratelimits
 from digest.db.session import Database, open_database
+from digest.runtime import settle_heap
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +70,7 @@ def run_mailer_process(config_path: str | None, poll: float) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s mailer %(levelname)s %(message)s")
     settings = load_settings(config_path)
     mailer = Mailer(open_database(settings.database.url), settings, poll=poll)
-    gc.collect()  # a full collection later must not walk start-up's objects while this process holds the write lock
-    gc.freeze()
+    settle_heap()
     signal.signal(signal.SIGTERM, lambda *_: mailer.stop())
     signal.signal(signal.SIGINT, lambda *_: mailer.stop())
     mailer.run_forever()

@@ -203,7 +203,8 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int, 
     import uvicorn
 
     from digest.audience.mailer import run_mailer_process
-    from digest.web.app import create_app, settle_heap
+    from digest.runtime import settle_heap
+    from digest.web.app import create_app
 
     settings = settings_from(ctx)
     app = create_app(settings)  # config, database and migrations are checked here, before any process starts

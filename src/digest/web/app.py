@@ -9,8 +9,6 @@
 
 from __future__ import annotations
 
-import gc
-
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -19,12 +17,13 @@ from digest.config import Settings
 from digest.db import audience as queries
 from digest.db.session import Database, open_database
 from digest.errors import DigestError
+from digest.runtime import settle_heap
 from digest.web import admin, api, preferences, public
 from digest.web.context import WebContext, page
 from digest.web.errors import handle
 from digest.web.security import SecurityHeaders
 
-__all__ = ["create_app", "page", "settle_heap"]
+__all__ = ["create_app", "page"]
 
 
 def create_app(settings: Settings, database: Database | None = None) -> Starlette:
@@ -37,16 +36,6 @@ def create_app(settings: Settings, database: Database | None = None) -> Starlett
                     exception_handlers={DigestError: handle, HTTPException: handle, Exception: handle})
     app.state.context = ctx
     return app
-
-
-def settle_heap() -> None:
-    """Move everything start-up allocated (modules, metadata, templates) out of the garbage collector's sight.
-
-    Otherwise every full collection walks those objects again: measured 60-150 ms each, a pause every request
-    in flight waits out. Only for server processes; a test run that builds many apps should not keep them.
-    """
-    gc.collect()
-    gc.freeze()
 
 
 def app_from_environment() -> Starlette:
