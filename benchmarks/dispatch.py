@@ -1,14 +1,17 @@
 """Dispatch throughput: digest's full path (claim, personalise, send, record) against a bare smtplib loop.
 
-    python benchmarks/dispatch.py [--messages 20000] [--connections 1,4] [--pg postgresql+psycopg://…]
+    python benchmarks/dispatch.py [--messages 20000] [--rounds 4] [--connections 1,4] [--pg postgresql+psycopg://…]
 
-The sink is an aiosmtpd server in its own process that discards. For each connection count, in this
-order: the bare loop (plain smtplib `sendmail` of one pre-built digest message, the same bytes every
-time, over that many reused connections), digest on SQLite, digest on PostgreSQL (a fresh database;
-skipped when --pg is unreachable), the bare loop again. Each digest run is `Dispatcher(...).run()` on
-a freshly seeded edition of --messages recipients over 7 domains with `smtp.max_connections` set to the
-same count; seeding is not timed. Its ratio is taken against the mean of the two bare runs around it,
-so a drift of the machine's load shows as a gap between them. Prints a table and one JSON line.
+The sink is an aiosmtpd server in its own process that discards. For each connection count, the
+--messages digests per backend are sent in --rounds rounds, interleaved with bare runs of the same
+size: bare, digest on SQLite, bare, digest on PostgreSQL (skipped when --pg is unreachable), …, bare.
+The bare loop is plain smtplib `sendmail` of one pre-built digest message (the same bytes every time)
+over that many reused connections. Each digest run is `Dispatcher(...).run()` on a freshly seeded
+edition (seeding not timed; one database per backend and connection count, so later rounds claim
+from a longer ledger) with `smtp.max_connections` set to the same count. Each digest run's ratio is
+taken against the mean of the two bare runs right around it, so the machine's drift (often ±20 %
+between runs a minute apart on a shared box) mostly cancels; the median over rounds is reported
+with the range. Prints a table and one JSON line.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import multiprocessing as mp
 import os
 import resource
 import smtplib
+import statistics
 import sys
 import tempfile
 import threading
@@ -76,6 +80,7 @@ def bare_loop(port: int, message: bytes, count: int, connections: int) -> float:
 
 
 def digest_run(folder: Path, db_url: str, port: int, count: int, connections: int) -> tuple[float, bytes]:
+    folder.mkdir(exist_ok=True)
     _, settings = make_settings(folder, db_url, port, f"""
         [smtp]
         max_connections = {connections}
@@ -99,6 +104,7 @@ def digest_run(folder: Path, db_url: str, port: int, count: int, connections: in
     report = dispatcher.run()
     rate = report.sent / (time.perf_counter() - started)
     CPU[f"{'sqlite' if db_url.startswith('sqlite') else 'pg'}_{connections}"] = (_cpu() - cpu) / count
+    # the database is kept for the next round: a process-wide registry of engines would otherwise grow
     assert report.sent == count, report.as_dict()
     database.dispose()
     return rate, sample[0]
@@ -122,7 +128,8 @@ def pg_database(admin_url: str) -> tuple[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--messages", type=int, default=20000)
+    parser.add_argument("--messages", type=int, default=20000, help="digests per backend and connection count")
+    parser.add_argument("--rounds", type=int, default=4, help="interleaved rounds the messages are split into")
     parser.add_argument("--connections", default="1,4", help="comma-separated connection counts")
     parser.add_argument("--pg", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
                         help="PostgreSQL admin URL ('' to skip)")
@@ -131,45 +138,48 @@ def main() -> None:
     sink = mp.Process(target=_sink, args=(port, ready), daemon=True)
     sink.start()
     ready.wait(10)
-    n = args.messages
-    rates: dict[str, float] = {}
-    ratios: dict[str, float] = {}
-    message = b""
+    per_round = max(args.messages // args.rounds, 1)
+    rates: dict[str, list[float]] = {}
+    ratios: dict[str, list[float]] = {}
+    drops: list[Any] = []
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
+        # the bare loop sends a real digest message: take one from a small digest run
+        _, message = digest_run(base / "sample", f"sqlite:///{base / 'sample.db'}", port, 200, 1)
         for conns in [int(c) for c in args.connections.split(",")]:
-            if not message:  # the bare loop sends a real digest message: take one from a small digest run
-                (base / "sample").mkdir()
-                _, message = digest_run(base / "sample", f"sqlite:///{base / 'sample' / 'd.db'}", port, 200, 1)
-            before = bare_loop(port, message, n, conns)
-            runs: dict[str, float] = {}
-            (base / f"s{conns}").mkdir()
-            runs["sqlite"], _ = digest_run(base / f"s{conns}", f"sqlite:///{base / f's{conns}' / 'd.db'}", port, n, conns)
+            urls = {"sqlite": f"sqlite:///{base / f's{conns}.db'}"}
             if args.pg:
                 try:
-                    url, drop = pg_database(args.pg)
+                    urls["pg"], drop = pg_database(args.pg)
+                    drops.append(drop)
                 except Exception as exc:  # no server: the SQLite figures still stand
                     print(f"PostgreSQL skipped: {exc.__class__.__name__}", file=sys.stderr)
-                else:
-                    try:
-                        (base / f"pg{conns}").mkdir()
-                        runs["pg"], _ = digest_run(base / f"pg{conns}", url, port, n, conns)
-                    finally:
-                        drop()
-            after = bare_loop(port, message, n, conns)
-            rates[f"bare_{conns}_before"], rates[f"bare_{conns}_after"] = before, after
-            for backend, rate in runs.items():
-                rates[f"digest_{backend}_{conns}"] = rate
-                ratios[f"{backend}_{conns}"] = round(rate / ((before + after) / 2), 3)
+            bare = bare_loop(port, message, per_round, conns)
+            rates.setdefault(f"bare_{conns}", []).append(bare)
+            for round_number in range(args.rounds):
+                for backend, url in urls.items():
+                    rate, _ = digest_run(base / f"{backend}{conns}", url, port, per_round, conns)
+                    after = bare_loop(port, message, per_round, conns)
+                    rates.setdefault(f"digest_{backend}_{conns}", []).append(rate)
+                    rates[f"bare_{conns}"].append(after)
+                    ratios.setdefault(f"{backend}_{conns}", []).append(rate / ((bare + after) / 2))
+                    bare = after
+                    print(f"  {conns} conn, round {round_number + 1}, {backend}: {rate:7.1f} msg/s, "
+                          f"ratio {ratios[f'{backend}_{conns}'][-1]:.3f}", file=sys.stderr, flush=True)
+    for drop in drops:
+        drop()
     sink.terminate()
-    summary = {"messages": n, "message_bytes": len(message), "load_average": os.getloadavg(),
-               "msgs_per_second": {key: round(value, 1) for key, value in rates.items()},
-               "digest_vs_bare_same_connections": ratios,
+    summary = {"messages_per_round": per_round, "rounds": args.rounds, "message_bytes": len(message),
+               "load_average": os.getloadavg(),
+               "msgs_per_second": {key: [round(v, 1) for v in values] for key, values in rates.items()},
+               "digest_vs_bare_same_connections": {key: {"median": round(statistics.median(values), 3),
+                                                         "min": round(min(values), 3), "max": round(max(values), 3)}
+                                                   for key, values in ratios.items()},
                "client_cpu_us_per_message_last_run": {key: round(value * 1e6) for key, value in CPU.items()}}
-    for key, value in rates.items():
-        print(f"{key:>20}: {value:8.1f} msg/s")
-    for key, value in ratios.items():
-        print(f"{'ratio ' + key:>20}: {value:8.3f}")
+    for key, values in rates.items():
+        print(f"{key:>20}: median {statistics.median(values):8.1f} msg/s  ({min(values):.0f}–{max(values):.0f})")
+    for key, values in ratios.items():
+        print(f"{'ratio ' + key:>20}: median {statistics.median(values):.3f}  ({min(values):.3f}–{max(values):.3f})")
     print(json.dumps(summary))
 
 

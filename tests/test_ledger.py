@@ -196,7 +196,9 @@ def test_the_writer_commits_the_previous_outcome_with_the_next_mark(database: Da
         writer.sent(ids[1], "250 ok", now)
         writer.flush()
         assert states() == ["sent", "sent", "claimed"]
-        assert not ledger.LedgerWriter(database.engine, "thief").transmitting(ids[2], "<c@x>", now)  # not its claim
+        thief = ledger.LedgerWriter(database.engine, "thief")
+        assert not thief.transmitting(ids[2], "<c@x>", now)  # not its claim
+        thief.close()
     finally:
         writer.close()
     with database.session() as session:
@@ -218,8 +220,8 @@ def test_erasing_a_subscriber_deletes_their_ledger_rows(database: Database) -> N
 
 
 def test_the_writer_can_start_a_mark_and_finish_it_later(database: Database) -> None:
-    """PostgreSQL sends the commit and waits for it later (overlapping MAIL FROM / RCPT TO); SQLite commits at the end.
-    Either way the row is marked only once `finish_transmitting()` returned, and a lost claim reads False."""
+    """The commit is started (PostgreSQL: sent; SQLite: queued to the ledger thread) and waited for later, so it
+    overlaps MAIL FROM / RCPT TO. The row is marked only once `finish_transmitting()` returned; a lost claim reads False."""
     seed(database, 3)
     now = utcnow()
     with database.session() as session:
@@ -227,7 +229,7 @@ def test_the_writer_can_start_a_mark_and_finish_it_later(database: Database) -> 
     writer = ledger.LedgerWriter(database.engine, "w", synchronous_commit=False)
     thief = ledger.LedgerWriter(database.engine, "thief")
     try:
-        assert writer.overlaps == (database.engine.dialect.name == "postgresql")
+        assert writer.overlaps
         writer.start_transmitting(ids[0], "<a@x>", now + dt.timedelta(seconds=60))
         assert writer.finish_transmitting()
         writer.sent(ids[0], "250 ok", now)
@@ -243,3 +245,44 @@ def test_the_writer_can_start_a_mark_and_finish_it_later(database: Database) -> 
         rows = {d.id: d for d in session.scalars(select(Delivery).where(Delivery.id.in_(ids)))}
     assert [str(rows[i].state) for i in ids] == ["sent", "transmitting", "claimed"]
     assert rows[ids[1]].attempts == 1 and rows[ids[1]].message_id == "<b@x>"
+
+
+def test_the_sqlite_ledger_thread_commits_queued_units_together_and_fails_them_together(tmp_path: Path) -> None:
+    """Units that queue while a transaction runs go in the next one; an error there fails each of its units,
+    whose writers keep their outcomes pending, and the thread goes on with the next round."""
+    import threading
+    import time
+
+    database = open_database(f"sqlite:///{tmp_path / 'ledger.db'}")
+    seed(database, 4)
+    now = utcnow()
+    lease = now + dt.timedelta(seconds=60)
+    with database.session() as session:
+        ids = [c.id for c in ledger.claim_batch(session, "w", now, lease_seconds=60, limit=4)]
+    lock = threading.Lock()
+    committer = ledger.SqliteCommitter(database.engine, lock)
+    writers = [ledger.LedgerWriter(database.engine, "w", lock, committer=committer) for _ in range(3)]
+    try:
+        with lock:  # the first unit waits for the lock; the next two queue behind it
+            first = committer.submit([("transmit", ("<a@x>", lease.isoformat(sep=" "), ids[0], "w"))])
+            while committer._queue:
+                time.sleep(0.001)
+            writers[1].sent(ids[0], "250 ok", now)
+            writers[1].start_transmitting(ids[1], "<b@x>", lease)
+            bad = committer.submit([("sent", ("not enough parameters",))])
+        assert first.wait() == 1
+        with pytest.raises(Exception, match="binding"):
+            writers[1].finish_transmitting()
+        with pytest.raises(Exception, match="binding"):
+            bad.wait()
+        assert writers[1].pending == 1  # kept for the next commit
+        assert writers[1].transmitting(ids[2], "<c@x>", lease)
+        assert committer.commits == 2
+        with database.session() as session:
+            states = dict(session.execute(select(Delivery.id, Delivery.state).where(Delivery.id.in_(ids))).all())
+        assert [str(states[i]) for i in ids] == ["sent", "claimed", "transmitting", "claimed"]
+    finally:
+        for writer in writers:
+            writer.close()
+        committer.close()
+        database.dispose()

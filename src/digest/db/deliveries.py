@@ -25,6 +25,7 @@ from sqlalchemy import and_, bindparam, delete, select, text, update
 from sqlalchemy.orm import Session
 
 from digest.db.ledger_writer import LedgerWriter as LedgerWriter  # re-exported: the send path's connection
+from digest.db.ledger_writer import SqliteCommitter as SqliteCommitter
 from digest.db.models import (DUE_PREDICATE, HELD_PREDICATE, Delivery, DeliveryState, Edition, UTCDateTime)
 
 DUE_STATES = (DeliveryState.queued, DeliveryState.deferred)

@@ -6,8 +6,10 @@ message's `transmitting` mark; DATA starts only after `finish_transmitting()` re
 connection has at most one row between its mark and a committed outcome, and a message costs one
 commit. `flush()` commits what is pending (the sender calls it whenever it has nothing to send at once).
 
-SQLite: plain DBAPI statements under the process-wide writer lock (`dispatch.sessions`); the
-transaction runs in `finish_transmitting()`. PostgreSQL: the connection is its own (out of the
+SQLite: one `SqliteCommitter` thread per worker runs the statements of every sender thread, whatever
+has queued up in one BEGIN IMMEDIATE … COMMIT under the process-wide writer lock (`dispatch.sessions`):
+a group commit, started by `start_transmitting()` so it too overlaps MAIL FROM and RCPT TO (sqlite3
+releases the GIL while SQLite works). PostgreSQL: the connection is its own (out of the
 pool, autocommit) and driven through libpq directly: the updates go as one prepared statement
 (data-modifying CTE), sent by `start_transmitting()` without waiting, so the commit can overlap
 the SMTP round trips of MAIL FROM and RCPT TO (`overlaps`); `finish_transmitting()` waits for it
@@ -36,31 +38,36 @@ Params = tuple[Any, ...]
 
 
 class LedgerWriter:
-    """One sender thread's ledger connection (see the module docstring)."""
+    """One sender thread's ledger connection (see the module docstring).
+
+    On SQLite pass the worker's shared `SqliteCommitter`; without one the writer starts its own."""
 
     def __init__(self, engine: Engine, worker_id: str, lock: threading.Lock | None = None,
-                 on_commit: Callable[[list[int]], None] = lambda ids: None, *, synchronous_commit: bool = True) -> None:
+                 on_commit: Callable[[list[int]], None] = lambda ids: None, *, synchronous_commit: bool = True,
+                 committer: SqliteCommitter | None = None) -> None:
         self.worker_id = worker_id
-        self._lock = lock
         self._on_commit = on_commit  # told the rows whose recorded outcome is now committed
         self._pending: list[tuple[str, Params]] = []  # ("sent", params) for now; kept until committed
         self._pending_ids: list[int] = []
         self._mark: Params | None = None  # started, not yet finished
-        self._conn: Any = engine.raw_connection()
-        self._conn.detach()  # held for a whole run: outside the pool's size (and its autocommit outside the pool)
+        self._ticket: _Ticket | None = None  # SQLite: the started commit
         self._pg: _PgLink | None = None
+        self._own_committer = False
         if engine.dialect.name != "sqlite":
+            self._conn: Any = engine.raw_connection()
+            self._conn.detach()  # held for a whole run: outside the pool's size (and its autocommit outside the pool)
             self._conn.dbapi_connection.autocommit = True
             self._pg = _PgLink(self._conn.dbapi_connection.pgconn, synchronous_commit)
             self._stamp: Callable[[dt.datetime], Any] = _iso
         else:
             self._stamp = UTCDateTime().bind_processor(engine.dialect) or (lambda value: value)
-            self._sql = {"transmit": _TRANSMIT.format(*"????"), "sent": _SENT.format(*"????")}
+            self._own_committer = committer is None
+            self._committer = committer or SqliteCommitter(engine, lock)
 
     @property
     def overlaps(self) -> bool:
-        """True when `start_transmitting()` returns before the commit (PostgreSQL)."""
-        return self._pg is not None
+        """True when `start_transmitting()` returns before the commit."""
+        return True
 
     @property
     def pending(self) -> int:
@@ -81,12 +88,14 @@ class LedgerWriter:
         if self._mark is not None:
             self.finish_transmitting()
         self._mark = (message_id, self._stamp(lease_until), delivery_id, self.worker_id)
-        if self._pg is not None:
-            try:
+        try:
+            if self._pg is not None:
                 self._pg.send([*self._pending, ("transmit", self._mark)])
-            except BaseException:
-                self._mark = None
-                raise
+            else:
+                self._ticket = self._committer.submit([*self._pending, ("transmit", self._mark)])
+        except BaseException:
+            self._mark = None
+            raise
 
     def finish_transmitting(self) -> bool:
         """Wait for the started commit; True when the row is marked (send DATA), False when the claim was lost."""
@@ -95,7 +104,9 @@ class LedgerWriter:
             raise RuntimeError("finish_transmitting() without start_transmitting()")
         if self._pg is not None:
             return bool(self._committed(self._pg.wait()))
-        return bool(self._committed(self._sqlite([*self._pending, ("transmit", mark)])))
+        ticket, self._ticket = self._ticket, None
+        assert ticket is not None
+        return bool(self._committed(ticket.wait()))
 
     def flush(self) -> None:
         if self._mark is not None:  # a mark started and never finished (an error in between): settle it first
@@ -106,7 +117,7 @@ class LedgerWriter:
             self._pg.send(self._pending)
             self._committed(self._pg.wait())
         else:
-            self._committed(self._sqlite(self._pending))
+            self._committed(self._committer.submit(list(self._pending)).wait())
 
     def _committed(self, count: int) -> int:
         self._pending = []  # kept on failure (an exception skips this): the next commit tries them again
@@ -115,17 +126,112 @@ class LedgerWriter:
             self._on_commit(done)
         return count
 
-    def _sqlite(self, statements: list[tuple[str, Params]]) -> int:
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            if self._pg is not None:
+                self._conn.close()
+            elif self._own_committer:
+                self._committer.close()
+
+
+class _Ticket:
+    """One submitted unit's result; `wait()` blocks on a lock the committer releases (cheaper than an Event)."""
+
+    __slots__ = ("statements", "count", "error", "_done")
+
+    def __init__(self, statements: list[tuple[str, Params]]) -> None:
+        self.statements = statements
+        self.count = 0
+        self.error: BaseException | None = None
+        self._done = threading.Lock()
+        self._done.acquire()
+
+    def finish(self, count: int, error: BaseException | None = None) -> None:
+        self.count, self.error = count, error
+        self._done.release()
+
+    def wait(self) -> int:
+        self._done.acquire()
+        if self.error is not None:
+            raise self.error
+        return self.count
+
+
+class SqliteCommitter:
+    """A worker's SQLite ledger thread: the units queued by its sender threads go in one transaction each round.
+
+    A unit's count is the row count of its last statement (the `transmitting` mark: 0 means the claim was
+    lost). An error fails every unit of that transaction; their senders re-raise it and keep their outcomes
+    pending. The thread starts on the first unit and ends with `close()`."""
+
+    def __init__(self, engine: Engine, lock: threading.Lock | None = None) -> None:
+        self._engine, self._lock = engine, lock
+        self._sql = {"transmit": _TRANSMIT.format(*"????"), "sent": _SENT.format(*"????")}
+        self._queue: list[_Ticket] = []
+        self._cond = threading.Condition(threading.Lock())
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self._conn: Any = None
+        self.commits = 0  # transactions committed (a round holds every unit queued meanwhile)
+
+    def submit(self, statements: list[tuple[str, Params]]) -> _Ticket:
+        ticket = _Ticket(statements)
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("the ledger committer is closed")
+            if self._thread is None:
+                self._conn = self._engine.raw_connection()
+                self._conn.detach()  # held for the whole run, outside the pool's size
+                self._thread = threading.Thread(target=self._run, name="digest-ledger", daemon=True)
+                self._thread.start()
+            self._queue.append(ticket)
+            self._cond.notify()
+        return ticket
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+            thread = self._thread
+        if thread is not None:
+            thread.join()
+            self._conn.close()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._closed:
+                    self._cond.wait()
+                if not self._queue:
+                    return
+                batch, self._queue = self._queue, []
+            try:
+                counts = self._commit(batch)
+            except BaseException as exc:  # handed to every waiting sender
+                for ticket in batch:
+                    ticket.finish(0, exc)
+            else:
+                for ticket, count in zip(batch, counts):
+                    ticket.finish(count)
+
+    def _commit(self, batch: list[_Ticket]) -> list[int]:
         if self._lock is not None:
             self._lock.acquire()
         try:
             cursor = self._conn.cursor()
             try:
                 cursor.execute("BEGIN IMMEDIATE")
-                for kind, params in statements:
-                    cursor.execute(self._sql[kind], params)
-                count = cursor.rowcount
+                counts = []
+                for ticket in batch:
+                    count = 0
+                    for kind, params in ticket.statements:
+                        cursor.execute(self._sql[kind], params)
+                        count = cursor.rowcount
+                    counts.append(int(count))
                 cursor.execute("COMMIT")
+                self.commits += 1
             except BaseException:
                 self._conn.rollback()
                 raise
@@ -134,13 +240,7 @@ class LedgerWriter:
         finally:
             if self._lock is not None:
                 self._lock.release()
-        return int(count)
-
-    def close(self) -> None:
-        try:
-            self.flush()
-        finally:
-            self._conn.close()
+        return counts
 
 
 def _iso(value: dt.datetime) -> str:

@@ -121,6 +121,7 @@ class Dispatcher:
         self._variants: dict[int, _Variant] = {}
         self._local = threading.local()
         self._writers: list[ledger.LedgerWriter] = []
+        self._committer: ledger.SqliteCommitter | None = None  # SQLite: one ledger thread for all senders
         self._keeper: LeaseKeeper | None = None
         self._writers_lock = threading.Lock()
         self._next_recovery = 0.0  # monotonic time of the next look for ambiguous rows
@@ -182,9 +183,12 @@ class Dispatcher:
     def _writer(self) -> ledger.LedgerWriter:
         writer: ledger.LedgerWriter | None = getattr(self._local, "writer", None)
         if writer is None:
+            with self._writers_lock:
+                if self._committer is None and self.database.is_sqlite:
+                    self._committer = ledger.SqliteCommitter(self.database.engine, self.sessions.lock)
             writer = ledger.LedgerWriter(self.database.engine, self.worker_id, self.sessions.lock,
                                          on_commit=self._keeper.drop_many if self._keeper else lambda ids: None,
-                                         synchronous_commit=self._synchronous_marks())
+                                         synchronous_commit=self._synchronous_marks(), committer=self._committer)
             self._local.writer = writer
             with self._writers_lock:
                 self._writers.append(writer)
@@ -205,11 +209,14 @@ class Dispatcher:
     def _close_writers(self) -> None:
         with self._writers_lock:
             writers, self._writers = self._writers, []
+            committer, self._committer = self._committer, None
         for writer in writers:
             try:
                 writer.close()
             except Exception:  # rows not recorded come back through their leases (ambiguous policy)
                 log.exception("closing a ledger connection failed")
+        if committer is not None:
+            committer.close()
         self._local = threading.local()
 
     # --- claim and personalise --------------------------------------------------------------------
