@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -229,7 +230,6 @@ def test_the_writer_can_start_a_mark_and_finish_it_later(database: Database) -> 
     writer = ledger.LedgerWriter(database.engine, "w", synchronous_commit=False)
     thief = ledger.LedgerWriter(database.engine, "thief")
     try:
-        assert writer.overlaps
         writer.start_transmitting(ids[0], "<a@x>", now + dt.timedelta(seconds=60))
         assert writer.finish_transmitting()
         writer.sent(ids[0], "250 ok", now)
@@ -247,42 +247,57 @@ def test_the_writer_can_start_a_mark_and_finish_it_later(database: Database) -> 
     assert rows[ids[1]].attempts == 1 and rows[ids[1]].message_id == "<b@x>"
 
 
-def test_the_sqlite_ledger_thread_commits_queued_units_together_and_fails_them_together(tmp_path: Path) -> None:
-    """Units that queue while a transaction runs go in the next one; an error there fails each of its units,
-    whose writers keep their outcomes pending, and the thread goes on with the next round."""
+def test_the_ledger_thread_commits_queued_units_together_and_fails_them_together(database: Database) -> None:
+    """Units that queue while a round runs go in the next one; an error there fails each of its units (their
+    writers keep their outcomes pending for the next commit), and the thread goes on with the next round."""
+    import contextlib
     import threading
     import time
 
-    database = open_database(f"sqlite:///{tmp_path / 'ledger.db'}")
+    from sqlalchemy import text
+
     seed(database, 4)
     now = utcnow()
     lease = now + dt.timedelta(seconds=60)
     with database.session() as session:
         ids = [c.id for c in ledger.claim_batch(session, "w", now, lease_seconds=60, limit=4)]
     lock = threading.Lock()
-    committer = ledger.SqliteCommitter(database.engine, lock)
-    writers = [ledger.LedgerWriter(database.engine, "w", lock, committer=committer) for _ in range(3)]
+    committer = ledger.make_committer(database.engine, lock)
+    writers = [ledger.LedgerWriter(database.engine, "w", lock, committer=committer) for _ in range(2)]
+
+    @contextlib.contextmanager
+    def first_round_blocked() -> Iterator[None]:
+        if database.is_sqlite:  # the round waits for the writer lock
+            with lock:
+                yield
+            return
+        with database.engine.connect() as other:  # the round waits for a row lock
+            other.execute(text("SELECT 1 FROM deliveries WHERE id = :id FOR UPDATE"), {"id": ids[0]})
+            yield
+            other.commit()
+
     try:
-        with lock:  # the first unit waits for the lock; the next two queue behind it
-            first = committer.submit([("transmit", ("<a@x>", lease.isoformat(sep=" "), ids[0], "w"))])
-            while committer._queue:
+        assert writers[1].transmitting(ids[1], "<b@x>", lease)
+        writers[1].sent(ids[1], "250 ok", now)
+        with first_round_blocked():
+            writers[0].start_transmitting(ids[0], "<a@x>", lease)
+            while committer._queue:  # taken by the thread, which now waits
                 time.sleep(0.001)
-            writers[1].sent(ids[0], "250 ok", now)
-            writers[1].start_transmitting(ids[1], "<b@x>", lease)
-            bad = committer.submit([("sent", ("not enough parameters",))])
-        assert first.wait() == 1
-        with pytest.raises(Exception, match="binding"):
+            writers[1].start_transmitting(ids[2], "<c@x>", lease)  # queued with the broken unit below
+            broken = committer.submit([("sent", ("not enough parameters",))])
+        assert writers[0].finish_transmitting()
+        with pytest.raises(Exception) as failed:
             writers[1].finish_transmitting()
-        with pytest.raises(Exception, match="binding"):
-            bad.wait()
-        assert writers[1].pending == 1  # kept for the next commit
-        assert writers[1].transmitting(ids[2], "<c@x>", lease)
-        assert committer.commits == 2
+        with pytest.raises(Exception) as also_failed:
+            broken.wait()
+        assert failed.value is also_failed.value  # one round, one error
+        assert writers[1].pending == 1  # the `sent` of ids[1] waits for the next commit
+        assert writers[1].transmitting(ids[3], "<d@x>", lease)
+        assert committer.commits == 3
         with database.session() as session:
             states = dict(session.execute(select(Delivery.id, Delivery.state).where(Delivery.id.in_(ids))).all())
-        assert [str(states[i]) for i in ids] == ["sent", "claimed", "transmitting", "claimed"]
+        assert [str(states[i]) for i in ids] == ["transmitting", "sent", "claimed", "transmitting"]
     finally:
         for writer in writers:
             writer.close()
         committer.close()
-        database.dispose()

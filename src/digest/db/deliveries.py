@@ -25,7 +25,9 @@ from sqlalchemy import and_, bindparam, delete, select, text, update
 from sqlalchemy.orm import Session
 
 from digest.db.ledger_writer import LedgerWriter as LedgerWriter  # re-exported: the send path's connection
-from digest.db.ledger_writer import SqliteCommitter as SqliteCommitter
+from digest.db.ledger_commit import Committer as Committer
+from digest.db.ledger_commit import SqliteCommitter as SqliteCommitter
+from digest.db.ledger_commit import make_committer as make_committer
 from digest.db.models import (DUE_PREDICATE, HELD_PREDICATE, Delivery, DeliveryState, Edition, UTCDateTime)
 
 DUE_STATES = (DeliveryState.queued, DeliveryState.deferred)

@@ -5,11 +5,12 @@ ahead of the senders) in one transaction that also returns each row's address an
 (suppressed rows are recorded there, set-based) and queues them; `smtp.max_connections` sender
 threads (`pool.py`) build each message (a skeleton per variant, a few string fills and two HMACs per
 recipient; the next one while the server works on the current DATA) and send it over a reused
-connection under the rate limits. Each sender thread records through its own `LedgerWriter`: a row
-is marked `transmitting` (committed) before DATA, in one commit with the previous message's `sent`,
-so a message costs one transaction and a crash leaves every row either safely due again or
-explicitly ambiguous (`dispatch.ambiguous`), at most one per connection. A heartbeat (`lease.py`)
-keeps the leases of the rows in hand.
+connection under the rate limits. Each sender thread records through its own `LedgerWriter`, which
+hands the worker's one ledger thread (`db/ledger_commit.py`, a group commit of every sender's units)
+this row's `transmitting` mark together with the previous message's `sent`: the row is marked
+(committed) before DATA, so a crash leaves every row either safely due again or explicitly ambiguous
+(`dispatch.ambiguous`), at most one per connection. A heartbeat (`lease.py`) keeps the leases of the
+rows in hand.
 """
 
 from __future__ import annotations
@@ -121,7 +122,7 @@ class Dispatcher:
         self._variants: dict[int, _Variant] = {}
         self._local = threading.local()
         self._writers: list[ledger.LedgerWriter] = []
-        self._committer: ledger.SqliteCommitter | None = None  # SQLite: one ledger thread for all senders
+        self._committer: ledger.Committer | None = None  # one ledger thread for all senders
         self._keeper: LeaseKeeper | None = None
         self._writers_lock = threading.Lock()
         self._next_recovery = 0.0  # monotonic time of the next look for ambiguous rows
@@ -184,8 +185,9 @@ class Dispatcher:
         writer: ledger.LedgerWriter | None = getattr(self._local, "writer", None)
         if writer is None:
             with self._writers_lock:
-                if self._committer is None and self.database.is_sqlite:
-                    self._committer = ledger.SqliteCommitter(self.database.engine, self.sessions.lock)
+                if self._committer is None:
+                    self._committer = ledger.make_committer(self.database.engine, self.sessions.lock,
+                                                            synchronous_commit=self._synchronous_marks())
             writer = ledger.LedgerWriter(self.database.engine, self.worker_id, self.sessions.lock,
                                          on_commit=self._keeper.drop_many if self._keeper else lambda ids: None,
                                          synchronous_commit=self._synchronous_marks(), committer=self._committer)
@@ -329,11 +331,11 @@ class Dispatcher:
                  after_data: Callable[[], None] | None = None) -> tuple[Decision | None, bool]:
         """Send one message; returns the failure decision (or None) and whether a `sent` awaits its commit.
 
-        The row is marked `transmitting` (committed) before DATA. On PostgreSQL under `ambiguous = resend` the
-        commit is started just before MAIL FROM and awaited after RCPT TO, so it overlaps the envelope's round
-        trips; a crash in between leaves an unsent row marked, which `resend` queues again (not a duplicate).
-        Under `skip` such a row would be reported as skipped without having been sent, so there the mark is
-        made after RCPT TO, as on SQLite."""
+        The row is marked `transmitting` (committed) before DATA. Under `ambiguous = resend` the commit is
+        started just before MAIL FROM and awaited after RCPT TO, so it overlaps the envelope's round trips; a
+        crash in between leaves an unsent row marked, which `resend` queues again (not a duplicate). Under
+        `skip` such a row would be reported as skipped without having been sent, so there the mark is made
+        after RCPT TO."""
         writer = self._writer()
         lease_until = self.clock() + dt.timedelta(seconds=self.settings.dispatch.lease_seconds)
         started = marked = data_started = False
@@ -352,7 +354,7 @@ class Dispatcher:
             return data_started
 
         try:
-            if writer.overlaps and self.settings.dispatch.ambiguous == "resend":
+            if self.settings.dispatch.ambiguous == "resend":
                 result = transport.send(out.sender, out.recipient, out.message, before_data=before_data,
                                         before_mail=before_mail, after_data=after_data)
             else:

@@ -1,0 +1,263 @@
+"""A worker's ledger thread: the marks of all its sender threads, committed together.
+
+Each sender hands its unit (the outcomes recorded since its last commit plus, usually, its next
+row's `transmitting` mark) to `submit()` before MAIL FROM and waits for the `Ticket` after RCPT TO,
+so the commit overlaps the envelope's round trips. The thread takes whatever units have queued
+meanwhile and commits them in one transaction: a group commit. With several connections that is
+fewer, larger transactions (SQLite writes each touched page once per commit; PostgreSQL pays its
+per-statement cost once per round instead of once per message), and one database connection per
+worker instead of one per sender.
+
+A unit's count is 1 when its `transmitting` mark took (0: the claim was lost, do not send). An
+error fails every unit of that round: their senders re-raise it and keep their outcomes pending
+for their next unit; the thread goes on (reconnecting PostgreSQL if the connection broke).
+
+SQLite: BEGIN IMMEDIATE … COMMIT under the process-wide writer lock (`dispatch.sessions`); sqlite3
+releases the GIL while SQLite works. PostgreSQL: libpq directly, autocommit, one prepared
+statement per round (the `sent` updates as a data-modifying CTE, then the marks, each over
+`unnest` of arrays), waited for in select() with the GIL released; `synchronous_commit=False`
+runs `SET synchronous_commit = off` (dispatch.md, "Commit of the marks").
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import select
+import threading
+from typing import Any
+
+from sqlalchemy import Engine
+
+from digest.db.models import UTCDateTime
+
+Params = tuple[Any, ...]
+Unit = list[tuple[str, Params]]  # ("sent", (at, reply, id, worker)) and ("transmit", (message_id, lease, id, worker))
+
+_TRANSMIT = ("UPDATE deliveries SET state = 'transmitting', message_id = ?, attempts = attempts + 1, "
+             "lease_until = ? WHERE id = ? AND worker_id = ? AND state = 'claimed'")
+_SENT = "UPDATE deliveries SET state = 'sent', sent_at = ?, last_reply = ?, lease_until = NULL WHERE id = ? AND worker_id = ?"
+
+_PG_SETUP = "SET jit = off"
+
+
+def _pg_round(shape: tuple[str, ...]) -> str:
+    """One statement for a round: each update a data-modifying CTE by primary key (atomic in autocommit);
+    it returns the ids whose `transmitting` mark took."""
+    sql = {"transmit": _TRANSMIT, "sent": _SENT}
+    parts, marks = [], []
+    for i, kind in enumerate(shape):
+        numbered = sql[kind]
+        for j in range(4):
+            numbered = numbered.replace("?", f"${4 * i + j + 1}", 1)
+        if kind == "transmit":
+            numbered += " RETURNING id"
+            marks.append(f"SELECT id FROM u{i}")
+        parts.append(f"u{i} AS ({numbered})")
+    return "WITH " + ", ".join(parts) + " " + (" UNION ALL ".join(marks) or "SELECT NULL::bigint WHERE false")
+
+
+class Ticket:
+    """One submitted unit's result; `wait()` blocks on a lock the thread releases (cheaper than an Event)."""
+
+    __slots__ = ("unit", "count", "error", "_done")
+
+    def __init__(self, unit: Unit) -> None:
+        self.unit = unit
+        self.count = 0
+        self.error: BaseException | None = None
+        self._done = threading.Lock()
+        self._done.acquire()
+
+    def finish(self, count: int, error: BaseException | None = None) -> None:
+        self.count, self.error = count, error
+        self._done.release()
+
+    def wait(self) -> int:
+        self._done.acquire()
+        if self.error is not None:
+            raise self.error
+        return self.count
+
+
+class Committer:
+    """The thread and its queue; subclasses commit one round."""
+
+    def __init__(self) -> None:
+        self._queue: list[Ticket] = []
+        self._cond = threading.Condition(threading.Lock())
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self.commits = 0  # rounds committed
+
+    def stamp(self, value: dt.datetime) -> Any:
+        raise NotImplementedError
+
+    def submit(self, unit: Unit) -> Ticket:
+        ticket = Ticket(unit)
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("the ledger thread is closed")
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="digest-ledger", daemon=True)
+                self._thread.start()
+            self._queue.append(ticket)
+            self._cond.notify()
+        return ticket
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+            thread = self._thread
+        if thread is not None:
+            thread.join()
+        self._disconnect()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._closed:
+                    self._cond.wait()
+                if not self._queue:
+                    return
+                batch, self._queue = self._queue, []
+            try:
+                counts = self._commit(batch)
+            except BaseException as exc:  # handed to every waiting sender
+                for ticket in batch:
+                    ticket.finish(0, exc)
+            else:
+                self.commits += 1
+                for ticket, count in zip(batch, counts):
+                    ticket.finish(count)
+
+    def _commit(self, batch: list[Ticket]) -> list[int]:
+        raise NotImplementedError
+
+    def _disconnect(self) -> None:
+        raise NotImplementedError
+
+
+class SqliteCommitter(Committer):
+    def __init__(self, engine: Engine, lock: threading.Lock | None = None) -> None:
+        super().__init__()
+        self._engine, self._lock = engine, lock
+        self.stamp = UTCDateTime().bind_processor(engine.dialect) or (lambda value: value)  # type: ignore[method-assign]
+        self._sql = {"transmit": _TRANSMIT, "sent": _SENT}
+        self._conn: Any = None
+
+    def _commit(self, batch: list[Ticket]) -> list[int]:
+        if self._conn is None:
+            self._conn = self._engine.raw_connection()
+            self._conn.detach()  # held for the whole run, outside the pool's size
+        if self._lock is not None:
+            self._lock.acquire()
+        try:
+            cursor = self._conn.cursor()
+            try:
+                cursor.execute("BEGIN IMMEDIATE")
+                counts = []
+                for ticket in batch:
+                    count = 0
+                    for kind, params in ticket.unit:
+                        cursor.execute(self._sql[kind], params)
+                        count = cursor.rowcount if kind == "transmit" else 0
+                    counts.append(int(count))
+                cursor.execute("COMMIT")
+            except BaseException:
+                self._conn.rollback()
+                raise
+            finally:
+                cursor.close()
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+        return counts
+
+    def _disconnect(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+class PgCommitter(Committer):
+    def __init__(self, engine: Engine, synchronous_commit: bool = True) -> None:
+        super().__init__()
+        self._engine, self._synchronous_commit = engine, synchronous_commit
+        self._conn: Any = None
+        self._pgconn: Any = None
+        self._prepared: dict[tuple[str, ...], bytes] = {}
+
+    def stamp(self, value: dt.datetime) -> str:
+        return (value if value.tzinfo is dt.UTC else value.astimezone(dt.UTC)).isoformat()
+
+    def _connect(self) -> None:
+        from psycopg import pq
+
+        self._conn = self._engine.raw_connection()
+        self._conn.detach()  # held for the whole run: outside the pool's size (and its autocommit outside the pool)
+        dbapi = self._conn.dbapi_connection
+        dbapi.autocommit = True
+        self._pq, self._pgconn = pq, dbapi.pgconn
+        self._run_once(lambda: self._pgconn.send_query(
+            (_PG_SETUP + ("" if self._synchronous_commit else "; SET synchronous_commit = off")).encode()))
+        self._prepared = {}  # a new session: nothing prepared yet
+
+    def _commit(self, batch: list[Ticket]) -> list[int]:
+        if self._pgconn is None or self._pgconn.status != self._pq.ConnStatus.OK:
+            self._disconnect()
+            self._connect()
+        shape = tuple(kind for ticket in batch for kind, _ in ticket.unit)
+        values = [None if v is None else str(v).encode() for ticket in batch for _, params in ticket.unit for v in params]
+        name = self._prepared.get(shape)
+        if name is None and len(self._prepared) < 64:  # the usual shapes: one to a few senders' units
+            name = self._prepared[shape] = f"digest_round_{len(self._prepared)}".encode()
+            self._run_once(lambda: self._pgconn.send_prepare(name, _pg_round(shape).encode()))
+        if name is not None:
+            result = self._run_once(lambda: self._pgconn.send_query_prepared(name, values))
+        else:
+            result = self._run_once(lambda: self._pgconn.send_query_params(_pg_round(shape).encode(), values))
+        marked = {int(result.get_value(row, 0)) for row in range(result.ntuples)}
+        counts = []
+        for ticket in batch:
+            marks = [params[2] for kind, params in ticket.unit if kind == "transmit"]
+            counts.append(1 if marks and marks[-1] in marked else 0)
+        return counts
+
+    def _run_once(self, send: Any) -> Any:
+        """Send, then wait in select() with the GIL released; the (last) result, or raise its error."""
+        pgconn, fd = self._pgconn, self._pgconn.socket
+        send()
+        while pgconn.flush():  # a non-blocking connection may keep output back
+            readable, _, _ = select.select([fd], [fd], [])
+            if readable:
+                pgconn.consume_input()
+        while pgconn.is_busy():
+            select.select([fd], [], [])
+            pgconn.consume_input()
+        last = error = None
+        while (result := pgconn.get_result()) is not None:
+            if result.status == self._pq.ExecStatus.FATAL_ERROR and error is None:
+                error = result.error_message.decode("utf-8", "replace").strip()
+            last = result
+        if error is not None:
+            import psycopg
+
+            raise psycopg.DatabaseError(error)
+        return last
+
+    def _disconnect(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:  # already broken
+                pass
+            self._conn = self._pgconn = None
+
+
+def make_committer(engine: Engine, lock: threading.Lock | None = None, *, synchronous_commit: bool = True) -> Committer:
+    if engine.dialect.name == "sqlite":
+        return SqliteCommitter(engine, lock)
+    return PgCommitter(engine, synchronous_commit)
+
+
