@@ -13,10 +13,10 @@ error fails every unit of that round: their senders re-raise it and keep their o
 for their next unit; the thread goes on (reconnecting PostgreSQL if the connection broke).
 
 SQLite: BEGIN IMMEDIATE … COMMIT under the process-wide writer lock (`dispatch.sessions`); sqlite3
-releases the GIL while SQLite works. PostgreSQL: libpq directly, autocommit, one prepared
-statement per round (the `sent` updates as a data-modifying CTE, then the marks, each over
-`unnest` of arrays), waited for in select() with the GIL released; `synchronous_commit=False`
-runs `SET synchronous_commit = off` (dispatch.md, "Commit of the marks").
+releases the GIL while SQLite works. PostgreSQL: libpq directly, autocommit, one statement per
+round (every update a data-modifying CTE by primary key, prepared once per shape), waited for in
+select() with the GIL released; `synchronous_commit=False` runs `SET synchronous_commit = off`
+(dispatch.md, "Commit of the marks").
 """
 
 from __future__ import annotations
