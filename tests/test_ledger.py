@@ -301,3 +301,33 @@ def test_the_ledger_thread_commits_queued_units_together_and_fails_them_together
         for writer in writers:
             writer.close()
         committer.close()
+
+
+def test_one_sender_on_postgresql_commits_from_its_own_thread(database: Database) -> None:
+    """With one SMTP connection there is nothing to group: the round goes from the sender's thread (sent at
+    `start_transmitting()`, collected at `finish_transmitting()`), with the same outcomes as the ledger thread."""
+    if database.is_sqlite:
+        pytest.skip("SQLite keeps its ledger thread for one sender (that is what overlaps its commit)")
+    seed(database, 3)
+    now = utcnow()
+    lease = now + dt.timedelta(seconds=60)
+    with database.session() as session:
+        ids = [c.id for c in ledger.claim_batch(session, "w", now, lease_seconds=60, limit=3)]
+    committer = ledger.make_committer(database.engine, senders=1)
+    writer = ledger.LedgerWriter(database.engine, "w", committer=committer)
+    try:
+        writer.start_transmitting(ids[0], "<a@x>", lease)
+        assert writer.finish_transmitting()
+        writer.sent(ids[0], "250 ok", now)
+        with pytest.raises(Exception):
+            committer.submit([("sent", ("not enough parameters",))]).wait()
+        assert writer.transmitting(ids[1], "<b@x>", lease)  # the connection is still good
+        assert not ledger.LedgerWriter(database.engine, "thief", committer=committer).transmitting(ids[2], "<c@x>", lease)
+        writer.flush()
+        assert committer._thread is None and committer.commits == 3
+    finally:
+        writer.close()
+        committer.close()
+    with database.session() as session:
+        states = dict(session.execute(select(Delivery.id, Delivery.state).where(Delivery.id.in_(ids))).all())
+    assert [str(states[i]) for i in ids] == ["sent", "transmitting", "claimed"]

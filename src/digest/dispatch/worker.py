@@ -187,7 +187,8 @@ class Dispatcher:
             with self._writers_lock:
                 if self._committer is None:
                     self._committer = ledger.make_committer(self.database.engine, self.sessions.lock,
-                                                            synchronous_commit=self._synchronous_marks())
+                                                            synchronous_commit=self._synchronous_marks(),
+                                                            senders=self.settings.smtp.max_connections)
             writer = ledger.LedgerWriter(self.database.engine, self.worker_id, self.sessions.lock,
                                          on_commit=self._keeper.drop_many if self._keeper else lambda ids: None,
                                          synchronous_commit=self._synchronous_marks(), committer=self._committer)
