@@ -26,7 +26,6 @@ from sqlalchemy.orm import Session
 
 from digest.db.ledger_writer import LedgerWriter as LedgerWriter  # re-exported: the send path's connection
 from digest.db.ledger_commit import Committer as Committer
-from digest.db.ledger_commit import SqliteCommitter as SqliteCommitter
 from digest.db.ledger_commit import make_committer as make_committer
 from digest.db.models import (DUE_PREDICATE, HELD_PREDICATE, Delivery, DeliveryState, Edition, UTCDateTime)
 
@@ -75,25 +74,23 @@ _EXPIRED_IDS = (f"SELECT id FROM deliveries WHERE {HELD_PREDICATE} AND state = '
                 "AND +edition_id IN :editions ORDER BY lease_until LIMIT :limit")
 _DUE_IDS = (f"SELECT id FROM deliveries WHERE {DUE_PREDICATE} AND next_attempt_at <= :now "
             "AND +edition_id IN :editions ORDER BY next_attempt_at, id LIMIT :limit")
-_CLAIM = ("UPDATE deliveries SET state = 'claimed', worker_id = :worker, lease_until = :lease "
-          "WHERE id IN ({ids}) RETURNING id")
-# The ids go as one parameter (a JSON array on SQLite, an array on PostgreSQL), so this is one statement: written
-# inline, every batch was a new statement, and sqlite3 keeps the last 128 compiled per pooled connection (about
-# 3 MB each, which a long send filled: most of its growth in peak RSS).
+_CLAIM = "UPDATE deliveries SET state = 'claimed', worker_id = :worker, lease_until = :lease WHERE id IN ({ids})"
+# The ids go as one parameter (a JSON array), so this is one statement: written inline, every batch was a new
+# statement, and sqlite3 keeps the last 128 compiled per pooled connection (about 3 MB each, which a long send
+# filled: most of its growth in peak RSS).
 _LOAD = ("SELECT d.id, d.edition_id, d.variant_id, d.subscriber_id, d.message_id, s.email, s.name, s.locale, "
          "EXISTS (SELECT 1 FROM suppressions p WHERE p.email = s.email) "
-         "FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id "
-         "WHERE {ids} ORDER BY d.next_attempt_at, d.id")
-_LOAD_SQLITE = _LOAD.format(ids="d.id IN (SELECT value FROM json_each(?))")
+         "FROM {rows} d JOIN subscribers s ON s.id = d.subscriber_id {where}ORDER BY d.next_attempt_at, d.id")
+_LOAD_SQLITE = _LOAD.format(rows="deliveries", where="WHERE d.id IN (SELECT value FROM json_each(?)) ")
 
 
 def _claim_statement(select_ids: str, postgres: bool) -> Any:
     if postgres:  # the claim returns its rows with their address: one round trip instead of two
-        sql = (f"WITH c AS ({_CLAIM.format(ids=select_ids + ' FOR UPDATE SKIP LOCKED')[:-len(' RETURNING id')]} "
+        sql = (f"WITH claimed AS ({_CLAIM.format(ids=select_ids + ' FOR UPDATE SKIP LOCKED')} "
                "RETURNING id, edition_id, variant_id, subscriber_id, message_id, next_attempt_at) "
-               + _LOAD.replace("FROM deliveries d", "FROM c d").format(ids="TRUE"))
+               + _LOAD.format(rows="claimed", where=""))
     else:
-        sql = _CLAIM.format(ids=select_ids)
+        sql = _CLAIM.format(ids=select_ids) + " RETURNING id"
     return text(sql).bindparams(_at("now"), _at("lease"), bindparam("editions", expanding=True))
 
 

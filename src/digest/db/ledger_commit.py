@@ -3,10 +3,10 @@
 Each sender hands its unit (the outcomes recorded since its last commit plus, usually, its next
 row's `transmitting` mark) to `submit()` before MAIL FROM and waits for the `Ticket` after RCPT TO,
 so the commit overlaps the envelope's round trips. The thread takes whatever units have queued
-meanwhile and commits them in one transaction: a group commit. With several connections that is
-fewer, larger transactions (SQLite writes each touched page once per commit; PostgreSQL pays its
-per-statement cost once per round instead of once per message), and one database connection per
-worker instead of one per sender.
+meanwhile and commits them in one transaction: a group commit (SQLite writes each touched page once
+per commit; PostgreSQL pays its per-statement cost once per round). On the benchmark box rounds
+held 1.1 units on average with 4 connections: what was measured to help is the overlap, the work
+leaving the sender threads, and one database connection per worker instead of one per sender.
 
 A unit's count is 1 when its `transmitting` mark took (0: the claim was lost, do not send). An
 error fails every unit of that round: their senders re-raise it and keep their outcomes pending
@@ -79,6 +79,7 @@ class Ticket:
             resolve, self.resolve = self.resolve, None
             resolve()
         self._done.acquire()
+        self._done.release()  # a second wait() returns at once too
         if self.error is not None:
             raise self.error
         return self.count
