@@ -104,7 +104,6 @@ def digest_run(folder: Path, db_url: str, port: int, count: int, connections: in
     report = dispatcher.run()
     rate = report.sent / (time.perf_counter() - started)
     CPU[f"{'sqlite' if db_url.startswith('sqlite') else 'pg'}_{connections}"] = (_cpu() - cpu) / count
-    # the database is kept for the next round: a process-wide registry of engines would otherwise grow
     assert report.sent == count, report.as_dict()
     database.dispose()
     return rate, sample[0]
@@ -126,22 +125,9 @@ def pg_database(admin_url: str) -> tuple[str, Any]:
     return make_url(admin_url).set(database=name).render_as_string(hide_password=False), drop
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--messages", type=int, default=20000, help="digests per backend and connection count")
-    parser.add_argument("--rounds", type=int, default=4, help="interleaved rounds the messages are split into")
-    parser.add_argument("--connections", default="1,4", help="comma-separated connection counts")
-    parser.add_argument("--pg", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
-                        help="PostgreSQL admin URL ('' to skip)")
-    args = parser.parse_args()
-    port, ready = free_port(), mp.Event()
-    sink = mp.Process(target=_sink, args=(port, ready), daemon=True)
-    sink.start()
-    ready.wait(10)
-    per_round = max(args.messages // args.rounds, 1)
-    rates: dict[str, list[float]] = {}
-    ratios: dict[str, list[float]] = {}
-    drops: list[Any] = []
+def _rounds(args: argparse.Namespace, port: int, per_round: int, rates: dict[str, list[float]],
+            ratios: dict[str, list[float]], drops: list[Any]) -> int:
+    """The interleaved runs (filling `rates` and `ratios`); returns the sample message's size."""
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
         # the bare loop sends a real digest message: take one from a small digest run
@@ -166,10 +152,32 @@ def main() -> None:
                     bare = after
                     print(f"  {conns} conn, round {round_number + 1}, {backend}: {rate:7.1f} msg/s, "
                           f"ratio {ratios[f'{backend}_{conns}'][-1]:.3f}", file=sys.stderr, flush=True)
-    for drop in drops:
-        drop()
-    sink.terminate()
-    summary = {"messages_per_round": per_round, "rounds": args.rounds, "message_bytes": len(message),
+    return len(message)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=20000, help="digests per backend and connection count")
+    parser.add_argument("--rounds", type=int, default=4, help="interleaved rounds the messages are split into")
+    parser.add_argument("--connections", default="1,4", help="comma-separated connection counts")
+    parser.add_argument("--pg", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
+                        help="PostgreSQL admin URL ('' to skip)")
+    args = parser.parse_args()
+    port, ready = free_port(), mp.Event()
+    sink = mp.Process(target=_sink, args=(port, ready), daemon=True)
+    sink.start()
+    ready.wait(10)
+    per_round = max(args.messages // args.rounds, 1)
+    rates: dict[str, list[float]] = {}
+    ratios: dict[str, list[float]] = {}
+    drops: list[Any] = []
+    try:
+        message_bytes = _rounds(args, port, per_round, rates, ratios, drops)
+    finally:  # a failed run must not leave its PostgreSQL databases behind
+        for drop in drops:
+            drop()
+        sink.terminate()
+    summary = {"messages_per_round": per_round, "rounds": args.rounds, "message_bytes": message_bytes,
                "load_average": os.getloadavg(),
                "msgs_per_second": {key: [round(v, 1) for v in values] for key, values in rates.items()},
                "digest_vs_bare_same_connections": {key: {"median": round(statistics.median(values), 3),
