@@ -60,13 +60,14 @@ def _pg_round(shape: tuple[str, ...]) -> str:
 class Ticket:
     """One submitted unit's result; `wait()` blocks on a lock the thread releases (cheaper than an Event)."""
 
-    __slots__ = ("unit", "count", "error", "resolve", "_done")
+    __slots__ = ("unit", "count", "error", "resolve", "demand", "_done")
 
     def __init__(self, unit: Unit) -> None:
         self.unit = unit
         self.count = 0
         self.error: BaseException | None = None
         self.resolve: Callable[[], None] | None = None  # direct mode: the waiter completes the round itself
+        self.demand: Callable[[], None] | None = None  # lazy rounds: tells the thread a sender now waits
         self._done = threading.Lock()
         self._done.acquire()
 
@@ -78,20 +79,29 @@ class Ticket:
         if self.resolve is not None:
             resolve, self.resolve = self.resolve, None
             resolve()
+        self.hurry()
         self._done.acquire()
         self._done.release()  # a second wait() returns at once too
         if self.error is not None:
             raise self.error
         return self.count
 
+    def hurry(self) -> None:
+        """Its sender will wait soon: a lazy round starts now rather than for more units."""
+        demand, self.demand = self.demand, None
+        if demand is not None and self._done.locked():
+            demand()
+
 
 class Committer:
     """The thread and its queue; subclasses commit one round."""
 
-    def __init__(self) -> None:
+    def __init__(self, lazy_senders: int = 0) -> None:
         self._queue: list[Ticket] = []
         self._cond = threading.Condition(threading.Lock())
         self._closed = False
+        self._lazy = lazy_senders  # > 1: a round starts when a sender waits or every sender has a unit queued
+        self._demanded = False
         self._thread: threading.Thread | None = None
         self.commits = 0  # rounds committed
 
@@ -107,8 +117,18 @@ class Committer:
                 self._thread = threading.Thread(target=self._run, name="digest-ledger", daemon=True)
                 self._thread.start()
             self._queue.append(ticket)
-            self._cond.notify()
+            if self._lazy:
+                ticket.demand = self._demand
+                if len(self._queue) >= self._lazy:
+                    self._cond.notify()
+            else:
+                self._cond.notify()
         return ticket
+
+    def _demand(self) -> None:
+        with self._cond:
+            self._demanded = True
+            self._cond.notify()
 
     def close(self) -> None:
         with self._cond:
@@ -122,11 +142,16 @@ class Committer:
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._queue and not self._closed:
-                    self._cond.wait()
+                while not self._closed and not (self._queue and (
+                        not self._lazy or self._demanded or len(self._queue) >= self._lazy)):
+                    if not self._cond.wait(0.002) and self._queue:  # a unit nobody waits for yet
+                        break
+                self._demanded = False
                 if not self._queue:
                     return
                 batch, self._queue = self._queue, []
+                for ticket in batch:  # their waits need not call for a round any more
+                    ticket.demand = None
             try:
                 counts = self._commit(batch)
             except BaseException as exc:  # handed to every waiting sender
@@ -145,8 +170,8 @@ class Committer:
 
 
 class SqliteCommitter(Committer):
-    def __init__(self, engine: Engine, lock: threading.Lock | None = None) -> None:
-        super().__init__()
+    def __init__(self, engine: Engine, lock: threading.Lock | None = None, *, lazy_senders: int = 0) -> None:
+        super().__init__(lazy_senders)
         self._engine, self._lock = engine, lock
         self.stamp = UTCDateTime().bind_processor(engine.dialect) or (lambda value: value)  # type: ignore[method-assign]
         self._sql = {"transmit": _TRANSMIT, "sent": _SENT}
@@ -191,8 +216,9 @@ class PgCommitter(Committer):
     thread without waiting and `Ticket.wait()` collects it there, which spares two thread hand-offs per message
     when there is nothing to group."""
 
-    def __init__(self, engine: Engine, synchronous_commit: bool = True, *, direct: bool = False) -> None:
-        super().__init__()
+    def __init__(self, engine: Engine, synchronous_commit: bool = True, *, direct: bool = False,
+                 lazy_senders: int = 0) -> None:
+        super().__init__(lazy_senders)
         self._engine, self._synchronous_commit, self._direct = engine, synchronous_commit, direct
         self._conn: Any = None
         self._pgconn: Any = None
@@ -309,8 +335,9 @@ def make_committer(engine: Engine, lock: threading.Lock | None = None, *, synchr
                    senders: int = 2) -> Committer:
     """The ledger thread for `senders` sender threads. SQLite keeps the thread even for one sender: there the
     thread is what lets the commit overlap the envelope (sqlite3 works with the GIL released)."""
+    lazy = senders if senders > 1 else 0
     if engine.dialect.name == "sqlite":
-        return SqliteCommitter(engine, lock)
-    return PgCommitter(engine, synchronous_commit, direct=senders == 1)
+        return SqliteCommitter(engine, lock, lazy_senders=lazy)
+    return PgCommitter(engine, synchronous_commit, direct=senders == 1, lazy_senders=lazy)
 
 

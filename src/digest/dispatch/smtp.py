@@ -113,7 +113,7 @@ class SmtpTransport:
              before_mail: Callable[[], None] | None = None, after_data: Callable[[], None] | None = None) -> SendResult:
         """Send one message. Raises Transient/Permanent/AmbiguousDispatchError with the server's reply.
 
-        `before_mail` runs once the connection is up, just before MAIL FROM (the ledger starts its commit
+        `before_mail` runs once MAIL FROM is written, while the server reads it (the ledger starts its commit
         there, to overlap the envelope's round trips); `before_data` after RCPT: False means do not send;
         `after_data` once the message is written, while the server works on it (the sender builds its
         next message there)."""
@@ -163,11 +163,11 @@ class SmtpTransport:
         for attempt in (1, 2):
             if self._conn is None:
                 self._conn = self._connect()
-            if before is not None:
-                before()
-                before = None
             try:
                 self._conn.putcmd("mail", f"FROM:{_path(sender)}")
+                if before is not None:  # while the server reads MAIL FROM: waking the database's backend here
+                    before()            # costs the sender its core, not the server its next command
+                    before = None
                 return self._conn, self._conn.getreply()
             except (smtplib.SMTPServerDisconnected, TimeoutError, OSError) as exc:
                 self.close()
