@@ -176,6 +176,30 @@ def test_the_claim_on_postgresql_keeps_to_indexes_whatever_the_statistics(databa
     assert "Hash Join" not in plan and "Seq Scan on subscribers" not in plan and "JIT" not in plan, plan
 
 
+def test_the_ledger_round_on_postgresql_marks_by_key_whatever_the_statistics(database: Database) -> None:
+    """Statistics taken while every row was queued (autovacuum's ANALYZE after an enqueue) make the lease index
+    look empty; the `transmitting` mark must still find its row by key, not read every held row per message."""
+    if database.is_sqlite:
+        pytest.skip("SQLite finds a row by its rowid whatever the other indexes")
+    from sqlalchemy import text
+
+    from digest.db.ledger_commit import _pg_round
+
+    seed(database, 3000)
+    with database.session() as session:
+        session.execute(text("ANALYZE deliveries"))
+    with database.session() as session:
+        claimed = ledger.claim_batch(session, "w", utcnow(), lease_seconds=60, limit=1000)
+    with database.session() as session:
+        session.execute(text("SET LOCAL plan_cache_mode = force_generic_plan"))
+        session.execute(text(f"PREPARE round_plan AS {_pg_round(('sent', 'transmit'))}"))
+        plan = "\n".join(row[0] for row in session.execute(text(
+            f"EXPLAIN EXECUTE round_plan (now(), '250 ok', {claimed[0].id}, 'w', '<m@x>', now(), {claimed[1].id}, 'w')")))
+        session.execute(text("DEALLOCATE round_plan"))
+        session.rollback()
+    assert plan.count("deliveries_pkey") == 2 and "ix_delivery_lease" not in plan, plan
+
+
 def test_claims_come_in_due_order_with_address_and_suppression(database: Database) -> None:
     edition_id = seed(database, 5)
     now = utcnow()

@@ -21,7 +21,7 @@ import datetime as dt
 import json
 from typing import Any, NamedTuple
 
-from sqlalchemy import and_, bindparam, delete, select, text, update
+from sqlalchemy import and_, bindparam, delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from digest.db.ledger_writer import LedgerWriter as LedgerWriter  # re-exported: the send path's connection
@@ -202,7 +202,7 @@ def _mine(delivery_id: int, worker_id: str) -> object:
 # expression building of an ORM update costs more than SQLite's work (about 1 ms per row).
 _T = Delivery.__table__
 _OWNED = and_(_T.c.id == bindparam("b_id"), _T.c.worker_id == bindparam("b_worker"))
-_TRANSMIT = (update(_T).where(_OWNED, _T.c.state == DeliveryState.claimed.value)
+_TRANSMIT = (update(_T).where(_OWNED, func.coalesce(_T.c.state, "") == DeliveryState.claimed.value)  # ledger_commit
              .values(state=DeliveryState.transmitting.value, message_id=bindparam("b_message_id"),
                      attempts=_T.c.attempts + 1, lease_until=bindparam("b_lease")))
 _SENT = update(_T).where(_OWNED).values(state=DeliveryState.sent.value, sent_at=bindparam("b_now"),

@@ -34,8 +34,11 @@ from digest.db.models import UTCDateTime
 Params = tuple[Any, ...]
 Unit = list[tuple[str, Params]]  # ("sent", (at, reply, id, worker)) and ("transmit", (message_id, lease, id, worker))
 
+# COALESCE hides the state test from PostgreSQL's partial-index matching: `state = 'claimed'` implies the lease
+# index's predicate, and with statistics from when every row was queued (autovacuum's ANALYZE after an enqueue)
+# the planner then reads every held row of every worker through that index for each message, not one by key.
 _TRANSMIT = ("UPDATE deliveries SET state = 'transmitting', message_id = ?, attempts = attempts + 1, "
-             "lease_until = ? WHERE id = ? AND worker_id = ? AND state = 'claimed'")
+             "lease_until = ? WHERE id = ? AND worker_id = ? AND COALESCE(state, '') = 'claimed'")
 _SENT = "UPDATE deliveries SET state = 'sent', sent_at = ?, last_reply = ?, lease_until = NULL WHERE id = ? AND worker_id = ?"
 
 _PG_SETUP = "SET jit = off"
