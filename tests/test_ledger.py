@@ -348,6 +348,45 @@ def test_the_ledger_thread_commits_queued_units_together_and_fails_them_together
         committer.close()
 
 
+def test_with_several_senders_a_round_starts_when_a_sender_needs_it_or_all_have_a_unit(database: Database) -> None:
+    """Lazy rounds: a unit waits in the queue until its sender waits for it (or every sender has one queued),
+    so the round takes the other senders' units with it."""
+    import threading
+    import time
+
+    seed(database, 5)
+    now = utcnow()
+    lease = now + dt.timedelta(seconds=60)
+    with database.session() as session:
+        ids = [c.id for c in ledger.claim_batch(session, "w", now, lease_seconds=60, limit=5)]
+    lock = threading.Lock()
+    committer = ledger.make_committer(database.engine, lock, senders=3)
+    committer.lazy_wait = 60  # no round by timeout in this test
+    writers = [ledger.LedgerWriter(database.engine, "w", lock, committer=committer) for _ in range(3)]
+    try:
+        writers[0].start_transmitting(ids[0], "<a@x>", lease)
+        writers[1].start_transmitting(ids[1], "<b@x>", lease)
+        time.sleep(0.05)
+        assert committer.commits == 0  # two of three senders have a unit, nobody waits yet
+        assert writers[1].finish_transmitting()
+        assert committer.commits == 1
+        assert writers[0].finish_transmitting() and committer.commits == 1  # it went in the same round
+        for writer, delivery_id in zip(writers, ids[2:], strict=True):
+            writer.start_transmitting(delivery_id, "<m@x>", lease)
+        deadline = time.monotonic() + 10
+        while committer.commits < 2 and time.monotonic() < deadline:  # every sender's unit is in: no wait needed
+            time.sleep(0.005)
+        assert committer.commits == 2
+        assert all(writer.finish_transmitting() for writer in writers) and committer.commits == 2
+    finally:
+        for writer in writers:
+            writer.close()
+        committer.close()
+    with database.session() as session:
+        states = dict(session.execute(select(Delivery.id, Delivery.state).where(Delivery.id.in_(ids))).all())
+    assert {str(states[i]) for i in ids} == {"transmitting"}
+
+
 def test_one_sender_on_postgresql_commits_from_its_own_thread(database: Database) -> None:
     """With one SMTP connection there is nothing to group: the round goes from the sender's thread (sent at
     `start_transmitting()`, collected at `finish_transmitting()`), with the same outcomes as the ledger thread."""
