@@ -292,9 +292,10 @@ def test_the_writer_can_start_a_mark_and_finish_it_later(database: Database) -> 
     assert rows[ids[1]].attempts == 1 and rows[ids[1]].message_id == "<b@x>"
 
 
-def test_the_ledger_thread_commits_queued_units_together_and_fails_them_together(database: Database) -> None:
-    """Units that queue while a round runs go in the next one; an error there fails each of its units (their
-    writers keep their outcomes pending for the next commit), and the thread goes on with the next round."""
+def test_units_queued_during_a_round_go_in_the_next_and_fail_together(database: Database) -> None:
+    """Units that queue while a round runs go in the next one, run by the first sender that waits; an error
+    there fails each of its units (their writers keep their outcomes pending for the next commit), and the
+    next round goes on."""
     import contextlib
     import threading
     import time
@@ -307,7 +308,7 @@ def test_the_ledger_thread_commits_queued_units_together_and_fails_them_together
     with database.session() as session:
         ids = [c.id for c in ledger.claim_batch(session, "w", now, lease_seconds=60, limit=4)]
     lock = threading.Lock()
-    committer = ledger.make_committer(database.engine, lock)
+    committer = ledger.make_committer(database.engine, lock, senders=2)
     writers = [ledger.LedgerWriter(database.engine, "w", lock, committer=committer) for _ in range(2)]
 
     @contextlib.contextmanager
@@ -324,13 +325,16 @@ def test_the_ledger_thread_commits_queued_units_together_and_fails_them_together
     try:
         assert writers[1].transmitting(ids[1], "<b@x>", lease)
         writers[1].sent(ids[1], "250 ok", now)
+        marked: list[bool] = []
         with first_round_blocked():
-            writers[0].start_transmitting(ids[0], "<a@x>", lease)
-            while committer._queue:  # taken by the thread, which now waits
+            sender = threading.Thread(target=lambda: marked.append(writers[0].transmitting(ids[0], "<a@x>", lease)))
+            sender.start()
+            while not committer._busy:  # its round runs (in that thread) and waits
                 time.sleep(0.001)
             writers[1].start_transmitting(ids[2], "<c@x>", lease)  # queued with the broken unit below
             broken = committer.submit([("sent", ("not enough parameters",))])
-        assert writers[0].finish_transmitting()
+        sender.join()
+        assert marked == [True]
         with pytest.raises(Exception) as failed:
             writers[1].finish_transmitting()
         with pytest.raises(Exception) as also_failed:
@@ -338,7 +342,7 @@ def test_the_ledger_thread_commits_queued_units_together_and_fails_them_together
         assert failed.value is also_failed.value  # one round, one error
         assert writers[1].pending == 1  # the `sent` of ids[1] waits for the next commit
         assert writers[1].transmitting(ids[3], "<d@x>", lease)
-        assert committer.commits == 3
+        assert committer.commits == 3 and committer._thread is None
         with database.session() as session:
             states = dict(session.execute(select(Delivery.id, Delivery.state).where(Delivery.id.in_(ids))).all())
         assert [str(states[i]) for i in ids] == ["transmitting", "sent", "claimed", "transmitting"]
@@ -349,8 +353,8 @@ def test_the_ledger_thread_commits_queued_units_together_and_fails_them_together
 
 
 def test_with_several_senders_a_round_starts_when_a_sender_needs_it_or_all_have_a_unit(database: Database) -> None:
-    """Lazy rounds: a unit waits in the queue until its sender waits for it (or every sender has one queued),
-    so the round takes the other senders' units with it."""
+    """A unit waits in the queue until its sender waits for it (or every sender has one queued), so the round
+    takes the other senders' units with it."""
     import threading
     import time
 
@@ -361,7 +365,6 @@ def test_with_several_senders_a_round_starts_when_a_sender_needs_it_or_all_have_
         ids = [c.id for c in ledger.claim_batch(session, "w", now, lease_seconds=60, limit=5)]
     lock = threading.Lock()
     committer = ledger.make_committer(database.engine, lock, senders=3)
-    committer.lazy_wait = 60  # no round by timeout in this test
     writers = [ledger.LedgerWriter(database.engine, "w", lock, committer=committer) for _ in range(3)]
     try:
         writers[0].start_transmitting(ids[0], "<a@x>", lease)
@@ -373,10 +376,7 @@ def test_with_several_senders_a_round_starts_when_a_sender_needs_it_or_all_have_
         assert writers[0].finish_transmitting() and committer.commits == 1  # it went in the same round
         for writer, delivery_id in zip(writers, ids[2:], strict=True):
             writer.start_transmitting(delivery_id, "<m@x>", lease)
-        deadline = time.monotonic() + 10
-        while committer.commits < 2 and time.monotonic() < deadline:  # every sender's unit is in: no wait needed
-            time.sleep(0.005)
-        assert committer.commits == 2
+        assert committer.commits == 2  # the third unit completed the set: its sender committed it at once
         assert all(writer.finish_transmitting() for writer in writers) and committer.commits == 2
     finally:
         for writer in writers:

@@ -1,20 +1,22 @@
-"""A worker's ledger thread: the marks of all its sender threads, committed together.
+"""A worker's ledger: the marks of all its sender threads, committed together.
 
 Each sender hands its unit (the outcomes recorded since its last commit plus, usually, its next
 row's `transmitting` mark) to `submit()` once MAIL FROM is written and waits for the `Ticket` after
-RCPT TO, so the commit overlaps the envelope's round trips. The thread commits whatever units have
-queued in one transaction: a group commit (SQLite writes each touched page once per commit;
-PostgreSQL pays its per-statement cost once per round).
+RCPT TO. A round commits whatever units are queued in one transaction: a group commit (SQLite
+writes each touched page once per commit; PostgreSQL pays its per-statement cost once per round).
 
-Rounds are lazy when there are several senders: a round starts when a sender waits for its unit,
-when every sender has a unit queued, or after `lazy_wait`. A unit is handed over two round trips
-before it is needed, so the other senders' units join it meanwhile: 3.6 units per round at 4
-connections on the benchmark box, against 1.1 when each unit started a round at once (PostgreSQL at
-4 connections: 0.77 → 0.83 of the bare loop; SQLite 0.93 → 0.98; benchmarks/dispatch.py).
+With several senders there is no thread: the sender that waits for its unit runs the round in its
+own thread, taking the units the other senders queued meanwhile (a unit is handed over two round
+trips before it is needed), and the sender whose unit completes the set runs it at once. On the
+benchmark box that made 3.6 units per round at 4 connections, against 1.1 when a ledger thread
+started a round for each unit as it came, and spared that thread's two hand-offs per round
+(benchmarks/dispatch.py, PostgreSQL at 4 connections: 0.77 → 0.87 of the bare loop). One sender:
+a thread commits each unit as it comes, which on SQLite overlaps the commit with the envelope;
+PostgreSQL sends the round from the sender's thread and collects it at the wait (direct mode).
 
 A unit's count is 1 when its `transmitting` mark took (0: the claim was lost, do not send). An
 error fails every unit of that round: their senders re-raise it and keep their outcomes pending
-for their next unit; the thread goes on (reconnecting PostgreSQL if the connection broke).
+for their next unit; the next round goes on (reconnecting PostgreSQL if the connection broke).
 
 SQLite: BEGIN IMMEDIATE … COMMIT under the process-wide writer lock (`dispatch.sessions`); sqlite3
 releases the GIL while SQLite works. PostgreSQL: libpq directly, autocommit, one statement per
@@ -65,18 +67,21 @@ def _pg_round(shape: tuple[str, ...]) -> str:
 
 
 class Ticket:
-    """One submitted unit's result; `wait()` blocks on a lock the thread releases (cheaper than an Event)."""
+    """One submitted unit's result; `wait()` blocks on a lock the round releases (cheaper than an Event)."""
 
-    __slots__ = ("unit", "count", "error", "resolve", "demand", "_done")
+    __slots__ = ("unit", "count", "error", "resolve", "_done")
 
     def __init__(self, unit: Unit) -> None:
         self.unit = unit
         self.count = 0
         self.error: BaseException | None = None
-        self.resolve: Callable[[], None] | None = None  # direct mode: the waiter completes the round itself
-        self.demand: Callable[[], None] | None = None  # lazy rounds: tells the thread a sender now waits
+        self.resolve: Callable[[], None] | None = None  # run by the waiter: it completes the round itself
         self._done = threading.Lock()
         self._done.acquire()
+
+    @property
+    def done(self) -> bool:
+        return not self._done.locked()
 
     def finish(self, count: int, error: BaseException | None = None) -> None:
         self.count, self.error = count, error
@@ -86,31 +91,28 @@ class Ticket:
         if self.resolve is not None:
             resolve, self.resolve = self.resolve, None
             resolve()
-        self.hurry()
         self._done.acquire()
         self._done.release()  # a second wait() returns at once too
         if self.error is not None:
             raise self.error
         return self.count
 
-    def hurry(self) -> None:
-        """Its sender will wait soon: a lazy round starts now rather than for more units."""
-        demand, self.demand = self.demand, None
-        if demand is not None and self._done.locked():
-            demand()
-
 
 class Committer:
-    """The thread and its queue; subclasses commit one round."""
+    """The queue of units and how rounds run; subclasses commit one round.
 
-    lazy_wait = 0.002  # seconds a lazy round waits for a sender to need it before it starts anyway
+    One sender: a thread commits each unit as it comes (on SQLite that thread is what overlaps the commit
+    with the envelope). Several senders: no thread, rounds run in the senders' own threads; a sender that
+    waits for its unit commits everything queued, and a sender that completes the set (every sender has a
+    unit queued) commits it at once, while its MAIL FROM is answered.
+    """
 
-    def __init__(self, lazy_senders: int = 0) -> None:
+    def __init__(self, senders: int = 1) -> None:
         self._queue: list[Ticket] = []
         self._cond = threading.Condition(threading.Lock())
         self._closed = False
-        self._lazy = lazy_senders  # > 1: a round starts when a sender waits or every sender has a unit queued
-        self._demanded = False
+        self._senders = senders
+        self._busy = False  # several senders: a round is running in some sender's thread
         self._thread: threading.Thread | None = None
         self.commits = 0  # rounds committed
 
@@ -121,23 +123,19 @@ class Committer:
         ticket = Ticket(unit)
         with self._cond:
             if self._closed:
-                raise RuntimeError("the ledger thread is closed")
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="digest-ledger", daemon=True)
-                self._thread.start()
+                raise RuntimeError("the ledger is closed")
             self._queue.append(ticket)
-            if self._lazy:
-                ticket.demand = self._demand
-                if len(self._queue) >= self._lazy:
-                    self._cond.notify()
-            else:
+            if self._senders == 1:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, name="digest-ledger", daemon=True)
+                    self._thread.start()
                 self._cond.notify()
+                return ticket
+            complete = len(self._queue) >= self._senders and not self._busy
+        ticket.resolve = lambda: self._combine(ticket)
+        if complete:
+            self._combine(None)
         return ticket
-
-    def _demand(self) -> None:
-        with self._cond:
-            self._demanded = True
-            self._cond.notify()
 
     def close(self) -> None:
         with self._cond:
@@ -146,30 +144,48 @@ class Committer:
             thread = self._thread
         if thread is not None:
             thread.join()
+        self._combine(None)  # units nobody waited for
         self._disconnect()
 
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._closed and not (self._queue and (
-                        not self._lazy or self._demanded or len(self._queue) >= self._lazy)):
-                    if not self._cond.wait(self.lazy_wait) and self._queue:  # a unit nobody waits for yet
-                        break
-                self._demanded = False
+                while not self._queue and not self._closed:
+                    self._cond.wait()
                 if not self._queue:
                     return
                 batch, self._queue = self._queue, []
-                for ticket in batch:  # their waits need not call for a round any more
-                    ticket.demand = None
+            self._round(batch)
+
+    def _combine(self, ticket: Ticket | None) -> None:
+        """Run rounds in this thread until `ticket` is done (None: one round of what is queued, if any)."""
+        while True:
+            with self._cond:
+                while self._busy and (ticket is None or not ticket.done):
+                    self._cond.wait()
+                if (ticket is not None and ticket.done) or not self._queue:
+                    return
+                batch, self._queue = self._queue, []
+                self._busy = True
             try:
-                counts = self._commit(batch)
-            except BaseException as exc:  # handed to every waiting sender
-                for ticket in batch:
-                    ticket.finish(0, exc)
-            else:
-                self.commits += 1
-                for ticket, count in zip(batch, counts):
-                    ticket.finish(count)
+                self._round(batch)
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
+            if ticket is None or ticket.done:
+                return
+
+    def _round(self, batch: list[Ticket]) -> None:
+        try:
+            counts = self._commit(batch)
+        except BaseException as exc:  # handed to every waiting sender
+            for ticket in batch:
+                ticket.finish(0, exc)
+        else:
+            self.commits += 1
+            for ticket, count in zip(batch, counts):
+                ticket.finish(count)
 
     def _commit(self, batch: list[Ticket]) -> list[int]:
         raise NotImplementedError
@@ -179,8 +195,8 @@ class Committer:
 
 
 class SqliteCommitter(Committer):
-    def __init__(self, engine: Engine, lock: threading.Lock | None = None, *, lazy_senders: int = 0) -> None:
-        super().__init__(lazy_senders)
+    def __init__(self, engine: Engine, lock: threading.Lock | None = None, *, senders: int = 1) -> None:
+        super().__init__(senders)
         self._engine, self._lock = engine, lock
         self.stamp = UTCDateTime().bind_processor(engine.dialect) or (lambda value: value)  # type: ignore[method-assign]
         self._sql = {"transmit": _TRANSMIT, "sent": _SENT}
@@ -225,10 +241,9 @@ class PgCommitter(Committer):
     thread without waiting and `Ticket.wait()` collects it there, which spares two thread hand-offs per message
     when there is nothing to group."""
 
-    def __init__(self, engine: Engine, synchronous_commit: bool = True, *, direct: bool = False,
-                 lazy_senders: int = 0) -> None:
-        super().__init__(lazy_senders)
-        self._engine, self._synchronous_commit, self._direct = engine, synchronous_commit, direct
+    def __init__(self, engine: Engine, synchronous_commit: bool = True, *, senders: int = 1) -> None:
+        super().__init__(senders)
+        self._engine, self._synchronous_commit, self._direct = engine, synchronous_commit, senders == 1
         self._conn: Any = None
         self._pgconn: Any = None
         self._prepared: dict[tuple[str, ...], bytes] = {}
@@ -342,12 +357,8 @@ class PgCommitter(Committer):
 
 def make_committer(engine: Engine, lock: threading.Lock | None = None, *, synchronous_commit: bool = True,
                    senders: int = 2) -> Committer:
-    """The ledger thread for `senders` sender threads, lazy for more than one. SQLite keeps the thread even for
-    one sender: there the thread is what lets the commit overlap the envelope (sqlite3 works with the GIL
-    released)."""
-    lazy = senders if senders > 1 else 0
+    """The ledger of a worker with `senders` sender threads (see `Committer`; PostgreSQL with one sender:
+    `PgCommitter`'s direct mode)."""
     if engine.dialect.name == "sqlite":
-        return SqliteCommitter(engine, lock, lazy_senders=lazy)
-    return PgCommitter(engine, synchronous_commit, direct=senders == 1, lazy_senders=lazy)
-
-
+        return SqliteCommitter(engine, lock, senders=senders)
+    return PgCommitter(engine, synchronous_commit, senders=senders)
