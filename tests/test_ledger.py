@@ -252,6 +252,26 @@ def test_the_writer_commits_the_previous_outcome_with_the_next_mark(database: Da
         assert row.sent_at == now and row.last_reply == "250 ok" and row.message_id == "<a@x>" and row.attempts == 1
 
 
+def test_a_message_id_of_ours_finds_its_delivery_by_the_id_it_carries(database: Database) -> None:
+    """Complaints name their original by Message-ID; there is no index on it: the id it carries finds the row,
+    and the stored value must match."""
+    from digest.dispatch.worker import message_id_for
+
+    edition_id = seed(database, 2)
+    with database.session() as session:
+        rows = session.scalars(select(Delivery).where(Delivery.edition_id == edition_id).order_by(Delivery.id)).all()
+        ours = message_id_for(rows[0], b"k" * 32, "digest.example")
+        rows[0].message_id = ours
+        first, second = rows[0].id, rows[1].id
+    forged = ours.replace(f".{first}.", f".{second}.")  # the other row never carried this Message-ID
+    with database.session() as session:
+        assert ledger.delivery_for_message_id(session, ours).id == first
+        assert ledger.delivery_for_message_id(session, f" {ours.strip('<>')} ").id == first
+        assert ledger.delivery_for_message_id(session, forged) is None
+        assert ledger.delivery_for_message_id(session, "<test.0a1b2c@digest.example>") is None
+        assert ledger.delivery_for_message_id(session, ours.replace(f".{first}.", ".999999.")) is None
+
+
 def test_erasing_a_subscriber_deletes_their_ledger_rows(database: Database) -> None:
     from digest.db.audience import erase_subscriber
 

@@ -248,8 +248,8 @@ class Delivery(Base):
     No foreign keys: a per-row FK check costs PostgreSQL more than the insert itself on a million-row
     enqueue, and nothing but digest writes here. Deleting a subscriber, an edition or a variant deletes
     its deliveries explicitly (`digest.db.deliveries.delete_for_*`). The partial indexes hold only the rows
-    their queries look for: the due queue in claim order, the rows in a worker's hands, the sent Message-IDs
-    (none by worker alone: every update by worker also names the row).
+    their queries look for: the due queue in claim order and the rows in a worker's hands (none by worker
+    alone: every update by worker also names the row; none by Message-ID: it carries the row's id).
     Their predicates use literal states: a query matches them by repeating the same term (SQLite's rule).
     """
 
@@ -260,8 +260,6 @@ class Delivery(Base):
               postgresql_where=text(DUE_PREDICATE)),
         Index("ix_delivery_lease", "lease_until", sqlite_where=text(HELD_PREDICATE),
               postgresql_where=text(HELD_PREDICATE)),
-        Index("ix_delivery_message_id", "message_id", sqlite_where=text("message_id <> ''"),
-              postgresql_where=text("message_id <> ''")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
