@@ -69,13 +69,14 @@ def _pg_round(shape: tuple[str, ...]) -> str:
 class Ticket:
     """One submitted unit's result; `wait()` blocks on a lock the round releases (cheaper than an Event)."""
 
-    __slots__ = ("unit", "count", "error", "resolve", "_done")
+    __slots__ = ("unit", "count", "error", "resolve", "taken", "_done")
 
     def __init__(self, unit: Unit) -> None:
         self.unit = unit
         self.count = 0
         self.error: BaseException | None = None
         self.resolve: Callable[[], None] | None = None  # run by the waiter: it completes the round itself
+        self.taken = False  # in a round (several senders)
         self._done = threading.Lock()
         self._done.acquire()
 
@@ -113,6 +114,7 @@ class Committer:
         self._closed = False
         self._senders = senders
         self._busy = False  # several senders: a round is running in some sender's thread
+        self._waiting = 0  # senders waiting for a running round to end, their unit still queued
         self._thread: threading.Thread | None = None
         self.commits = 0  # rounds committed
 
@@ -158,23 +160,28 @@ class Committer:
             self._round(batch)
 
     def _combine(self, ticket: Ticket | None) -> None:
-        """Run rounds in this thread until `ticket` is done (None: one round of what is queued, if any)."""
-        while True:
-            with self._cond:
-                while self._busy and (ticket is None or not ticket.done):
-                    self._cond.wait()
-                if (ticket is not None and ticket.done) or not self._queue:
-                    return
-                batch, self._queue = self._queue, []
-                self._busy = True
-            try:
-                self._round(batch)
-            finally:
-                with self._cond:
-                    self._busy = False
-                    self._cond.notify_all()
-            if ticket is None or ticket.done:
+        """Run the round that takes `ticket` in this thread, unless one already took it (then `wait()` waits for
+        that round); None: one round of what is queued, unless a round is running."""
+        with self._cond:
+            while self._busy and ticket is not None and not ticket.taken:
+                self._waiting += 1
+                self._cond.wait()
+                self._waiting -= 1
+            if (ticket.taken if ticket is not None else self._busy) or not self._queue:
                 return
+            batch, self._queue = self._queue, []
+            for queued in batch:
+                queued.taken = True
+            self._busy = True
+            if self._waiting:  # senders waiting for a unit of this batch: wait for it on its own lock now
+                self._cond.notify_all()
+        try:
+            self._round(batch)
+        finally:
+            with self._cond:
+                self._busy = False
+                if self._waiting:  # the units queued meanwhile: one of their senders runs the next round
+                    self._cond.notify_all()
 
     def _round(self, batch: list[Ticket]) -> None:
         try:
