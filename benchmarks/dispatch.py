@@ -88,7 +88,8 @@ def digest_run(folder: Path, db_url: str, port: int, count: int, connections: in
         batch_size = 200
         """)
     database = open_database(settings.database.url)
-    seed(database, [f"r{i}-{uuid.uuid4().hex[:6]}@x{i % 7}.example" for i in range(count)])
+    run = uuid.uuid4().hex  # one tag per run: random per address, 24 bits collided across rounds now and then
+    seed(database, [f"r{i}-{run}@x{i % 7}.example" for i in range(count)])
     dispatcher = Dispatcher(database, settings, worker_id=f"bench-{uuid.uuid4().hex[:6]}")
     sample: list[bytes] = []
     original = dispatcher._prepare
