@@ -8,9 +8,9 @@ writes each touched page once per commit; PostgreSQL pays its per-statement cost
 With several senders there is no thread: the sender that waits for its unit runs the round in its
 own thread, taking the units the other senders queued meanwhile (a unit is handed over two round
 trips before it is needed), and the sender whose unit completes the set runs it at once. On the
-benchmark box that made 3.6 units per round at 4 connections, against 1.1 when a ledger thread
+benchmark box that made 3.3–3.6 units per round at 4 connections, against 1.1 when a ledger thread
 started a round for each unit as it came, and spared that thread's two hand-offs per round
-(benchmarks/dispatch.py, PostgreSQL at 4 connections: 0.77 → 0.87 of the bare loop). One sender:
+(benchmarks/dispatch.py, PostgreSQL at 4 connections: 0.73 → 0.83–0.91 of the bare loop; dispatch.md). One sender:
 a thread commits each unit as it comes, which on SQLite overlaps the commit with the envelope;
 PostgreSQL sends the round from the sender's thread and collects it at the wait (direct mode).
 
