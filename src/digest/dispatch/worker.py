@@ -3,10 +3,10 @@
 One `Dispatcher` per worker process. Its main thread claims due rows (at most about two batches
 ahead of the senders) in one transaction that also returns each row's address and suppression
 (suppressed rows are recorded there, set-based) and queues them; `smtp.max_connections` sender
-threads (`pool.py`) build each message (a skeleton per variant, a few string fills and two HMACs per
-recipient; the next one while the server works on the current DATA) and send it over a reused
+threads (`pool.py`) build each message (`personalise.py`; the next one while the server works on the
+current DATA) and send it over a reused
 connection under the rate limits. Each sender thread records through its own `LedgerWriter`, which
-hands the worker's one ledger thread (`db/ledger_commit.py`, a group commit of every sender's units)
+hands the worker's one ledger (`db/ledger_commit.py`, a group commit of every sender's units)
 this row's `transmitting` mark together with the previous message's `sent`: the row is marked
 (committed) before DATA, so a crash leaves every row either safely due again or explicitly ambiguous
 (`dispatch.ambiguous`), at most one per connection. A heartbeat (`lease.py`) keeps the leases of the
@@ -16,42 +16,29 @@ rows in hand.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
 import logging
 import os
 import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from email.utils import parseaddr
-from typing import Protocol
 
-from sqlalchemy.orm import Session
-
-from digest.audience.tokens import Signer
 from digest.bounces.codes import enhanced_status, severity
 from digest.bounces.scoring import Thresholds, record_bounce
 from digest.config import Settings
 from digest.db import deliveries as ledger
-from digest.db.models import DeliveryState, EditionVariant, utcnow
+from digest.db.models import DeliveryState, utcnow
 from digest.db.session import Database
-from digest.dispatch.dkim import sign_message
 from digest.dispatch.domains import DomainQueue, domain_of
 from digest.dispatch.lease import LeaseKeeper
 from digest.dispatch.limits import RateLimiter
+from digest.dispatch.personalise import Outgoing, Personaliser, message_id_for
 from digest.dispatch.policy import Decision, decide
 from digest.dispatch.pool import SenderPool, Transport
 from digest.dispatch.report import DispatchReport
 from digest.dispatch.sessions import Sessions
 from digest.dispatch.smtp import SmtpTransport
-from digest.dispatch.verp import verp_address
 from digest.errors import DigestError, DispatchError
-from digest.render.digest_email import greeting
-from digest.render.headers import default_unsubscribe_mailto
-from digest.render.message import list_id, sender_domain
-from digest.render.skeleton import MessageSkeleton, Recipient, cached_skeleton
 
 log = logging.getLogger(__name__)
 
@@ -60,46 +47,8 @@ Clock = Callable[[], dt.datetime]
 __all__ = ["Dispatcher", "DispatchReport", "Outgoing", "default_worker_id", "message_id_for"]
 
 
-@dataclass
-class Outgoing:
-    """One message for SMTP; claimed rows are queued with `row` set and built by their sender thread."""
-
-    delivery_id: int
-    sender: str
-    recipient: str
-    message: bytes
-    message_id: str
-    suppressed: bool = False
-    edition_id: int = 0
-    row: ledger.Claimed | None = None  # not built yet
-    date: dt.datetime | None = None  # the Date header (one per claimed batch)
-    error: DigestError | None = None  # could not be built: fails with the reason
-
-
-class _Row(Protocol):
-    id: int
-    edition_id: int
-
-
 def default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def message_id_for(delivery: _Row, secret: bytes, domain: str) -> str:
-    """Stable per delivery (a resend after a crash reuses it), unguessable from outside."""
-    tag = hmac.new(secret, f"msgid:{delivery.id}".encode(), hashlib.sha256).hexdigest()[:16]
-    return f"<{delivery.edition_id}.{delivery.id}.{tag}@{domain}>"
-
-
-@dataclass
-class _Variant:
-    """What every recipient of one edition variant shares; built once per worker process."""
-
-    list_id: int
-    sender: str
-    domain: str
-    skeleton: MessageSkeleton | None
-    error: DigestError | None = None
 
 
 class Dispatcher:
@@ -112,14 +61,11 @@ class Dispatcher:
         self.worker_id = worker_id or default_worker_id()
         self.clock = clock
         self.secret = settings.secret_key()
-        self.links = Signer(self.secret)
-        self._message_ids = hmac.new(self.secret, digestmod=hashlib.sha256)
-        self._greetings: dict[str, tuple[str, str]] = {}  # per locale, for subscribers without a name
+        self.personaliser = Personaliser(settings, self.secret, clock)
         self.thresholds = Thresholds.from_settings(settings)
         self.limiter = RateLimiter.from_settings(settings.smtp)  # kept across runs of one worker
         self.transport_factory = transport_factory
         self.sessions = Sessions(database)
-        self._variants: dict[int, _Variant] = {}
         self._local = threading.local()
         self._writers: list[ledger.LedgerWriter] = []
         self._committer: ledger.Committer | None = None  # one ledger thread for all senders
@@ -239,7 +185,7 @@ class Dispatcher:
                                       limit=d.batch_size, edition_ids=edition_ids)
             suppressed = [row.id for row in rows if row.suppressed]
             ledger.mark_suppressed(session, suppressed, self.worker_id)
-            self._load_variants(session, {row.variant_id for row in rows} - self._variants.keys())
+            self.personaliser.load_variants(session, {row.variant_id for row in rows})
         for _ in suppressed:
             report.count("suppressed")
         rows = [row for row in rows if not row.suppressed]
@@ -261,36 +207,12 @@ class Dispatcher:
             out.error = exc
             return
         out.message, out.message_id = built.message, built.message_id
-        out.sender = self._envelope_sender(built)
+        out.sender = self.personaliser.envelope_sender(built)
 
     def _record_broken(self, out: Outgoing, report: DispatchReport) -> None:
         with self.sessions() as session:
             ledger.mark_failed(session, out.delivery_id, self.worker_id, reply=f"cannot build: {out.error}")
         report.count("failed", f"delivery {out.delivery_id}: {out.error}")
-
-    def _load_variants(self, session: Session, variant_ids: set[int]) -> None:
-        for variant_id in sorted(variant_ids):
-            variant = session.get(EditionVariant, variant_id)
-            if variant is None:
-                self._variants[variant_id] = _Variant(0, "", "", None, DigestError(f"variant {variant_id} is gone"))
-                continue
-            list_row = variant.edition.mailing_list
-            domain = sender_domain(list_row.from_address)
-            entry = _Variant(list_row.id, parseaddr(list_row.from_address)[1], domain, None)
-            try:
-                entry.skeleton = cached_skeleton(
-                    variant.html, variant.text, variant.placeholder_token, variant.subject, list_row.from_address,
-                    list_id(list_row.name, list_row.slug, domain), f"{variant.edition_id}:{list_row.slug}:digest",
-                    default_unsubscribe_mailto(list_row.from_address))
-            except DigestError as exc:
-                entry.error = exc
-            self._variants[variant_id] = entry
-
-    def _envelope_sender(self, out: Outgoing) -> str:
-        """VERP when [bounces] is configured: the bounce names its delivery."""
-        if self.settings.bounces is None:
-            return out.sender
-        return verp_address(out.delivery_id, self.secret, self.settings.bounces)
 
     def _release(self, unsent: list[Outgoing], report: DispatchReport) -> None:
         with self.sessions() as session:
@@ -298,33 +220,7 @@ class Dispatcher:
         report.released += len(unsent)
 
     def _prepare(self, row: ledger.Claimed, now: dt.datetime | None = None) -> Outgoing:
-        """The recipient's message: the variant's skeleton with its placeholders filled (no database access)."""
-        variant = self._variants[row.variant_id]
-        if variant.skeleton is None:
-            raise variant.error or DigestError(f"variant {row.variant_id} cannot be built")
-        message_id = row.message_id or self._message_id(row, variant.domain)
-        base = self.settings.web.base_url
-        unsubscribe_url = f"{base}/u/{self.links.make('unsubscribe', row.subscriber_id, variant.list_id)}"
-        preferences_url = f"{base}/p/{self.links.make('preferences', row.subscriber_id, variant.list_id)}"
-        if row.name:
-            greet_html, greet_text = greeting(row.locale, row.name)
-        else:
-            cached = self._greetings.get(row.locale)
-            if cached is None:
-                cached = self._greetings[row.locale] = greeting(row.locale, "")
-            greet_html, greet_text = cached
-        message = variant.skeleton.render(Recipient(
-            email=row.email, message_id=message_id, name=row.name, date=now or self.clock(), greeting_html=greet_html,
-            greeting_text=greet_text, unsubscribe_url=unsubscribe_url, preferences_url=preferences_url))
-        message = sign_message(self.settings.dkim, message)  # unchanged when [dkim] is not configured
-        return Outgoing(delivery_id=row.id, sender=variant.sender, recipient=row.email, message=message,
-                        message_id=message_id, edition_id=row.edition_id)
-
-    def _message_id(self, row: ledger.Claimed, domain: str) -> str:
-        """`message_id_for`, with the HMAC key schedule done once."""
-        mac = self._message_ids.copy()
-        mac.update(b"msgid:%d" % row.id)
-        return f"<{row.edition_id}.{row.id}.{mac.hexdigest()[:16]}@{domain}>"
+        return self.personaliser.build(row, now)
 
     # --- send and record --------------------------------------------------------------------------
 
