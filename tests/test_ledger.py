@@ -407,6 +407,48 @@ def test_with_several_senders_a_round_starts_when_a_sender_needs_it_or_all_have_
     assert {str(states[i]) for i in ids} == {"transmitting"}
 
 
+def test_senders_running_each_others_rounds_mark_every_row_once(database: Database) -> None:
+    """Four sender threads, 60 marks each, with the rounds run by whichever sender waits first: every mark is
+    committed, each in exactly one round, and no sender waits for ever."""
+    import random
+    import threading
+
+    seed(database, 240)
+    now = utcnow()
+    lease = now + dt.timedelta(seconds=60)
+    with database.session() as session:
+        ids = [c.id for c in ledger.claim_batch(session, "w", now, lease_seconds=60, limit=240)]
+    lock = threading.Lock()
+    committer = ledger.make_committer(database.engine, lock, senders=4)
+    results: list[list[bool]] = [[] for _ in range(4)]
+
+    def sender(n: int) -> None:
+        rng = random.Random(n)
+        writer = ledger.LedgerWriter(database.engine, "w", lock, committer=committer)
+        try:
+            for delivery_id in ids[n::4]:
+                writer.start_transmitting(delivery_id, f"<{delivery_id}@x>", lease)
+                if rng.random() < 0.5:
+                    threading.Event().wait(rng.random() / 1000)  # the envelope's round trips
+                results[n].append(writer.finish_transmitting())
+                writer.sent(delivery_id, "250 ok", now)
+        finally:
+            writer.close()
+
+    threads = [threading.Thread(target=sender, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    committer.close()
+    assert not any(thread.is_alive() for thread in threads), "a sender waited for ever"
+    assert [len(r) for r in results] == [60] * 4 and all(all(r) for r in results)
+    assert committer.commits < 240 + 4  # rounds took several units (the closing flushes add one each at most)
+    with database.session() as session:
+        states = dict(session.execute(select(Delivery.id, Delivery.state).where(Delivery.id.in_(ids))).all())
+    assert {str(state) for state in states.values()} == {"sent"} and len(states) == 240
+
+
 def test_one_sender_on_postgresql_commits_from_its_own_thread(database: Database) -> None:
     """With one SMTP connection there is nothing to group: the round goes from the sender's thread (sent at
     `start_transmitting()`, collected at `finish_transmitting()`), with the same outcomes as the ledger thread."""
