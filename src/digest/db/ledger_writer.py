@@ -1,6 +1,6 @@
 """A sender thread's ledger handle: one commit per message, at most one row per connection in doubt.
 
-`LedgerWriter.start_transmitting()` hands the worker's ledger thread (`ledger_commit.py`) one unit:
+`LedgerWriter.start_transmitting()` hands the worker's ledger (`ledger_commit.py`) one unit:
 the outcomes recorded since this sender's last commit (the previous message's `sent`) and this
 message's `transmitting` mark; `finish_transmitting()` waits for its commit, and DATA starts only
 after it returned True. So a connection has at most one row between its mark and a committed
@@ -19,7 +19,7 @@ from digest.db.ledger_commit import Committer, Params, Ticket, make_committer
 
 
 class LedgerWriter:
-    """One sender thread's handle on the worker's ledger thread; without a shared `committer` it starts its own."""
+    """One sender thread's handle on the worker's ledger; without a shared `committer` it makes its own."""
 
     def __init__(self, engine: Engine, worker_id: str, lock: threading.Lock | None = None,
                  on_commit: Callable[[list[int]], None] = lambda ids: None, *, synchronous_commit: bool = True,
@@ -49,7 +49,8 @@ class LedgerWriter:
         return self.finish_transmitting()
 
     def start_transmitting(self, delivery_id: int, message_id: str, lease_until: dt.datetime) -> None:
-        """Hand the ledger thread what is pending plus this row's mark; returns at once."""
+        """Hand the ledger what is pending plus this row's mark; returns at once (or after running a round
+        when this unit completes the set: `ledger_commit.Committer`)."""
         if self._ticket is not None:
             self.finish_transmitting()
         self._ticket = self._committer.submit(

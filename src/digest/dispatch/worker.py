@@ -68,7 +68,7 @@ class Dispatcher:
         self.sessions = Sessions(database)
         self._local = threading.local()
         self._writers: list[ledger.LedgerWriter] = []
-        self._committer: ledger.Committer | None = None  # one ledger thread for all senders
+        self._committer: ledger.Committer | None = None  # one ledger for all senders
         self._keeper: LeaseKeeper | None = None
         self._writers_lock = threading.Lock()
         self._next_recovery = 0.0  # monotonic time of the next look for ambiguous rows
