@@ -1,6 +1,7 @@
 """Dispatch throughput: digest's full path (claim, personalise, send, record) against a bare smtplib loop.
 
-    python benchmarks/dispatch.py [--messages 20000] [--rounds 4] [--connections 1,4] [--pg postgresql+psycopg://…]
+    python benchmarks/dispatch.py [--messages 20000] [--rounds 4] [--connections 1,4] [--backends sqlite,pg]
+                                  [--pg postgresql+psycopg://…]
 
 The sink is an aiosmtpd server in its own process that discards. For each connection count, the
 --messages digests per backend are sent in --rounds rounds, interleaved with bare runs of the same
@@ -134,8 +135,8 @@ def _rounds(args: argparse.Namespace, port: int, per_round: int, rates: dict[str
         # the bare loop sends a real digest message: take one from a small digest run
         _, message = digest_run(base / "sample", f"sqlite:///{base / 'sample.db'}", port, 200, 1)
         for conns in [int(c) for c in args.connections.split(",")]:
-            urls = {"sqlite": f"sqlite:///{base / f's{conns}.db'}"}
-            if args.pg:
+            urls = {"sqlite": f"sqlite:///{base / f's{conns}.db'}"} if "sqlite" in args.backends else {}
+            if args.pg and "pg" in args.backends:
                 try:
                     urls["pg"], drop = pg_database(args.pg)
                     drops.append(drop)
@@ -163,7 +164,9 @@ def main() -> None:
     parser.add_argument("--connections", default="1,4", help="comma-separated connection counts")
     parser.add_argument("--pg", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
                         help="PostgreSQL admin URL ('' to skip)")
+    parser.add_argument("--backends", default="sqlite,pg", help="comma-separated: sqlite, pg")
     args = parser.parse_args()
+    args.backends = set(args.backends.split(","))
     port, ready = free_port(), mp.Event()
     sink = mp.Process(target=_sink, args=(port, ready), daemon=True)
     sink.start()
