@@ -252,6 +252,30 @@ def test_the_writer_commits_the_previous_outcome_with_the_next_mark(database: Da
         assert row.sent_at == now and row.last_reply == "250 ok" and row.message_id == "<a@x>" and row.attempts == 1
 
 
+def test_server_replies_are_stored_as_they_came_whatever_they_hold(database: Database) -> None:
+    """A reply (and a Message-ID) goes into the round's statement as a parameter: quotes, backslashes, braces,
+    commas, the word NULL and non-ASCII arrive unchanged; a NUL, which PostgreSQL's text cannot hold, is dropped."""
+    replies = ['250 2.0.0 Ok: queued as "A1,B2" {x}', "250 C:\\spool\\q\\ ok", "NULL", "",
+               "250 accepté ✓ \x00end", '\\" ,{}']
+    edition_id = seed(database, len(replies) + 1)
+    now = utcnow()
+    with database.session() as session:
+        ids = [c.id for c in ledger.claim_batch(session, "w", now, lease_seconds=60, limit=len(replies) + 1)]
+    writer = ledger.LedgerWriter(database.engine, "w")
+    try:
+        for index, reply in enumerate(replies):
+            assert writer.transmitting(ids[index], f'<{index}"\\@x>', now + dt.timedelta(seconds=60))
+            writer.sent(ids[index], reply, now)
+        assert writer.transmitting(ids[-1], "<last@x>", now + dt.timedelta(seconds=60))
+    finally:
+        writer.close()
+    with database.session() as session:
+        rows = {row.id: row for row in session.scalars(select(Delivery).where(Delivery.edition_id == edition_id))}
+    assert [rows[i].last_reply for i in ids[:-1]] == [reply.replace("\x00", "") for reply in replies]
+    assert [rows[i].message_id for i in ids[:-1]] == [f'<{index}"\\@x>' for index in range(len(replies))]
+    assert {str(rows[i].state) for i in ids[:-1]} == {"sent"} and str(rows[ids[-1]].state) == "transmitting"
+
+
 def test_a_message_id_of_ours_finds_its_delivery_by_the_id_it_carries(database: Database) -> None:
     """Complaints name their original by Message-ID; there is no index on it: the id it carries finds the row,
     and the stored value must match."""
