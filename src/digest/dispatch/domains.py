@@ -84,7 +84,8 @@ class DomainQueue(Generic[T]):
         """(a sendable message, None) or (None, when the earliest waiting domain is ready). Under the lock."""
         now = self.clock()
         wake = None
-        for domain in list(self._pending):
+        for domain in self._pending:  # not a copy: a list of many domains is walked only up to the first sendable
+            # (the dict changes only right before the return)
             limit = self._concurrency(domain)
             if limit and self._inflight.get(domain, 0) >= limit:
                 continue
@@ -118,6 +119,25 @@ class DomainQueue(Generic[T]):
             if not self._busy:
                 self._watch.notify_all()
             self._cond.notify_all()
+
+    def discard_where(self, predicate: Callable[[T], bool]) -> list[T]:
+        """Take the waiting messages that match out of the queue (an edition paused or cancelled meanwhile)."""
+        with self._cond:
+            dropped: list[T] = []
+            for domain in list(self._pending):
+                items = self._pending[domain]
+                keep = deque(item for item in items if not predicate(item))
+                if len(keep) == len(items):
+                    continue
+                dropped += [item for item in items if predicate(item)]
+                if keep:
+                    self._pending[domain] = keep
+                else:
+                    del self._pending[domain]
+            self._size -= len(dropped)
+            self._busy -= len(dropped)
+            self._watch.notify_all()
+            return dropped
 
     def cool_down(self, domain: str, seconds: float) -> None:
         """A throttling reply for this domain: no new sends to it for a while."""
