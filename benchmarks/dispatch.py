@@ -9,10 +9,10 @@ size: bare, digest on SQLite, bare, digest on PostgreSQL (skipped when --pg is u
 The bare loop is plain smtplib `sendmail` of one pre-built digest message (the same bytes every time)
 over that many reused connections. Each digest run is `Dispatcher(...).run()` on a freshly seeded
 edition (seeding not timed; one database per backend and connection count, so later rounds claim
-from a longer ledger) with `smtp.max_connections` set to the same count. Each digest run's ratio is
-taken against the mean of the two bare runs right around it, so the machine's drift (often ±20 %
-between runs a minute apart on a shared box) mostly cancels; the median over rounds is reported
-with the range. Prints a table and one JSON line.
+from a longer ledger) with `smtp.max_connections` set to the same count and every other setting at
+its default. Each digest run's ratio is taken against the mean of the two bare runs right around it,
+so the machine's drift (often ±20 % between runs a minute apart on a shared box) mostly cancels; the
+median over rounds is reported with the range. Prints a table and one JSON line.
 """
 
 from __future__ import annotations
@@ -85,8 +85,6 @@ def digest_run(folder: Path, db_url: str, port: int, count: int, connections: in
     _, settings = make_settings(folder, db_url, port, f"""
         [smtp]
         max_connections = {connections}
-        [dispatch]
-        batch_size = 200
         """)
     database = open_database(settings.database.url)
     run = uuid.uuid4().hex  # one tag per run: random per address, 24 bits collided across rounds now and then

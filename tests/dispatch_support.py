@@ -107,10 +107,12 @@ class FaultyHandler:
     # Hang after DATA, then accept anyway: kill the client meanwhile and the message is delivered but unconfirmed.
     slow_accept: set[str] = field(default_factory=set)
     slow_accept_started: threading.Event = field(default_factory=threading.Event)
+    envelopes: int = 0  # RCPT commands seen (each message opened, whether or not DATA followed)
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:  # noqa: N802
         a = address.lower()
         with self.lock:
+            self.envelopes += 1
             if a in self.drop_once:
                 self.drop_once.discard(a)
                 server.transport.close()

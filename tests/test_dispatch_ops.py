@@ -65,6 +65,38 @@ def test_pause_stops_claims_resume_continues_without_repeats_cancel_ends(tmp_pat
         assert result.exit_code == 1 and "cancelled" in str(result.exception)
 
 
+def test_a_pause_drops_the_rows_a_worker_still_holds_without_opening_an_envelope_for_each(tmp_path: Path) -> None:
+    """Pausing re-queues claimed rows; the worker that held them learns it from the first lost claim and drops the
+    rest of that edition from its queue, instead of a MAIL FROM and RCPT TO (then RSET) per row."""
+    with RecordingServer() as server:
+        _, settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'd.db'}", server.port, """
+            [smtp]
+            max_connections = 2
+            [dispatch]
+            batch_size = 300
+            """)
+        database = open_database(settings.database.url)
+        edition_id = seed(database, [f"q{i}@x{i % 3}.example" for i in range(600)])
+        other_id = seed(database, [f"o{i}@y.example" for i in range(20)])  # another edition keeps its rows
+        paused = threading.Event()
+
+        def pause_after_some(report: object) -> None:
+            if getattr(report, "sent") >= 10 and not paused.is_set():
+                paused.set()
+                with database.session() as session:
+                    ledger.set_edition_state(session, edition_id, "pause")
+
+        report = Dispatcher(database, settings).run(progress=pause_after_some)
+        with database.session() as session:
+            counts = ledger_stats.counts_by_state(session, edition_id)
+            other = ledger_stats.counts_by_state(session, other_id)
+    assert paused.is_set() and other == {"sent": 20}
+    sent = counts["sent"]
+    assert sent + counts["queued"] == 600 and report.sent == sent + 20
+    assert report.lost_claims >= 100  # the rows it held when the pause came
+    assert server.handler.envelopes - report.sent <= 8, (server.handler.envelopes, report.as_dict())
+
+
 def test_retry_failed_touches_only_failed_rows(tmp_path: Path) -> None:
     with RecordingServer() as server:
         config, settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'd.db'}", server.port)

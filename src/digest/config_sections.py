@@ -72,7 +72,7 @@ class SmtpSettings(_Section):
 class DispatchSettings(_Section):
     lease_seconds: int = Field(60, ge=5, description="A dead worker's claims come back after this many seconds")
     ambiguous: Literal["resend", "skip"] = Field("resend", description="Rows caught mid-DATA by a crash: resend (same Message-ID) or skip")
-    batch_size: int = Field(100, ge=1, le=10000, description="Deliveries claimed per batch")
+    batch_size: int = Field(1000, ge=1, le=10000, description="Deliveries claimed per batch (a worker holds up to two batches; a pause or cancel drops what it holds at its first refused row)")
     max_attempts: int = Field(8, ge=1, description="Temporary failures before a delivery is given up")
     retry_base_seconds: int = Field(300, ge=1, description="First retry delay; doubles on each attempt")
     retry_max_seconds: int = Field(86400, ge=1, description="Longest delay between retries")

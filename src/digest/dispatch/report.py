@@ -36,6 +36,10 @@ class DispatchReport:
             if error and len(self.errors) < MAX_ERRORS:
                 self.errors.append(error)
 
+    def add(self, outcome: str, count: int) -> None:
+        with self._lock:
+            setattr(self, outcome, getattr(self, outcome) + count)
+
     def as_dict(self) -> dict[str, object]:
         with self._lock:
             data = {k: v for k, v in vars(self).items() if not k.startswith("_")}

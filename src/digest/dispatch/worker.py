@@ -90,6 +90,8 @@ class Dispatcher:
                     self._record_broken(out, report)
                     return None
                 decision, pending = self._deliver(transport, out, report, build_next)
+                if decision is not None and decision.state is None:
+                    self._drop_if_stopped(out.edition_id, queue, keeper, report)
                 return decision
             finally:
                 if not pending:  # a recorded `sent` leaves the heartbeat once committed (the writer's on_commit)
@@ -195,6 +197,19 @@ class Dispatcher:
         now = self.clock()  # one Date for the batch: it is sent within seconds
         return [Outgoing(delivery_id=row.id, sender="", recipient=row.email, message=b"", message_id="",
                          edition_id=row.edition_id, row=row, date=now) for row in rows]
+
+    def _drop_if_stopped(self, edition_id: int, queue: DomainQueue[Outgoing], keeper: LeaseKeeper,
+                         report: DispatchReport) -> None:
+        """A lost claim: when its edition was paused or cancelled (which re-queued or ended its claimed rows), the
+        rows of it still waiting here are not ours either. Dropped at once, not one SMTP envelope each."""
+        with self.sessions() as session:
+            if ledger.active_editions(session, [edition_id]):
+                return  # a lease lost on its own: the other rows stand
+        dropped = queue.discard_where(lambda o: o.edition_id == edition_id)
+        keeper.drop_many([o.delivery_id for o in dropped])
+        report.add("lost_claims", len(dropped))
+        if dropped:
+            log.info("edition %d stopped: %d claimed deliveries dropped unsent", edition_id, len(dropped))
 
     def _build(self, out: Outgoing) -> None:
         """In the sender thread: fill in the message of a claimed row (once; a no-op when built)."""
