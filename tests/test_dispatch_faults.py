@@ -156,3 +156,28 @@ def test_unreachable_server_defers_without_losing_or_counting_attempts(tmp_path:
     with database.session() as session:
         rows = list(session.scalars(select(Delivery)))
     assert all(r.state == DeliveryState.deferred and r.attempts == 0 and "connect" in r.last_reply for r in rows)
+
+
+def test_a_refused_mark_after_the_data_command_delivers_nothing_and_the_next_message_goes(tmp_path: Path) -> None:
+    """DATA is written before the ledger answers; when the mark is refused (claim lost) or fails, the transport
+    closes the connection in the middle of DATA, which makes a real server drop the transaction."""
+    from digest.dispatch.smtp import ClaimLostError, SmtpTransport
+
+    message = b"Subject: t\r\nMessage-ID: <%s@x>\r\n\r\nbody\r\n"
+    with RecordingServer() as server:
+        _, settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'd.db'}", server.port)
+        with SmtpTransport(settings.smtp) as transport:
+            with pytest.raises(ClaimLostError):
+                transport.send("news@digest.example", "lost@x.example", message % b"lost", before_data=lambda: False)
+
+            def broken_ledger() -> bool:
+                raise RuntimeError("database gone")
+
+            with pytest.raises(RuntimeError):
+                transport.send("news@digest.example", "failed@x.example", message % b"failed", before_data=broken_ledger)
+            result = transport.send("news@digest.example", "kept@x.example", message % b"kept", before_data=lambda: True)
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline and server.handler.envelopes < 3:
+            time.sleep(0.01)
+    assert result.code == 250 and server.handler.envelopes == 3
+    assert [(r.rcpt, r.message_id) for r in server.handler.records] == [("kept@x.example", "<kept@x>")]

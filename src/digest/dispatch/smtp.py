@@ -1,10 +1,11 @@
-"""An SMTP transport: one reused connection, MAIL/RCPT first, then a callback, then DATA.
+"""An SMTP transport: one reused connection, MAIL/RCPT first, then a callback, then the message.
 
-The callback between RCPT and DATA is where the ledger marks a row
-"transmitting": a crash before it leaves the row safely re-sendable, a crash
-after it leaves the row ambiguous (see `digest.db.deliveries`). A live
-transport that loses the connection after the server's 354 raises
-`AmbiguousDispatchError`, so the worker applies the same policy as after a crash.
+The callback runs once the DATA command is written, before the message is: that is where the
+ledger's `transmitting` mark must have committed. A crash before it leaves the row safely
+re-sendable (a connection closed in the middle of DATA delivers nothing), a crash after it leaves
+the row ambiguous (see `digest.db.deliveries`). A refused mark closes the connection unsent. A
+live transport that loses the connection after the server's 354 raises `AmbiguousDispatchError`,
+so the worker applies the same policy as after a crash.
 
 Servers are tried in order (`smtp.host`, then `smtp.failover`) on every
 (re)connect, so the primary is used again as soon as it is back. A 421 reply
@@ -114,7 +115,8 @@ class SmtpTransport:
         """Send one message. Raises Transient/Permanent/AmbiguousDispatchError with the server's reply.
 
         `before_mail` runs once MAIL FROM is written, while the server reads it (the ledger starts its commit
-        there, to overlap the envelope's round trips); `before_data` after RCPT: False means do not send;
+        there, to overlap the envelope's round trips); `before_data` once the DATA command is written, before
+        the message: False means do not send (the connection is then closed);
         `after_data` once the message is written, while the server works on it (the sender builds its
         next message there)."""
         conn, (code, reply) = self._mail_from(sender, before_mail)
@@ -126,10 +128,9 @@ class SmtpTransport:
             code, reply = conn.getreply()
             if code not in (250, 251):
                 raise self._refused(code, reply, "RCPT TO")
-            if before_data is not None and not before_data():
-                self._reset()
-                raise _staged(ClaimLostError("claim lost before DATA; not sent"), "DATA")
             conn.putcmd("data")
+            if before_data is not None:  # while the server reads DATA: the ledger's answer costs no round trip
+                self._settle(before_data)
             code, reply = conn.getreply()
             if code != 354:
                 raise self._refused(code, reply, "DATA")
@@ -150,6 +151,24 @@ class SmtpTransport:
             if handed_over:
                 raise _staged(AmbiguousDispatchError(f"connection lost after DATA: {exc}"), "DATA") from None
             raise _staged(TransientDispatchError(f"connection lost: {exc}"), "connection") from None
+
+    def _settle(self, before_data: Callable[[], bool]) -> None:
+        """Run `before_data` once DATA is written. If it refuses (or fails) the message must not go: closing the
+        connection before the end of the data makes the server drop the transaction (RFC 5321 §4.1.1.4)."""
+        try:
+            go = before_data()
+        except BaseException:
+            self._drop()
+            raise
+        if not go:
+            self._drop()
+            raise _staged(ClaimLostError("claim lost before DATA; not sent"), "DATA")
+
+    def _drop(self) -> None:
+        """Close without QUIT: after DATA, a QUIT would be a line of the message."""
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            conn.close()
 
     def _refused(self, code: int, reply: bytes | str, stage: str, after_data: bool = False) -> DispatchError:
         if code == 421:  # the server is closing the channel: do not reuse it
