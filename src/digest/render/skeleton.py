@@ -164,9 +164,26 @@ class MessageSkeleton:
         return values
 
 
-@lru_cache(maxsize=4096)
+# Printable ASCII that quoted-printable keeps as it is (no "=", no space): a signed link, nearly always.
+_QP_LITERAL = re.compile(r"[!-<>-~]+")
+
+
 def _encode_value(value: str) -> bytes:
-    # Values repeat across recipients (greetings without a name, URLs in both parts): cache them.
+    """`_qp_piece` of a recipient's value. A per-recipient link (most values) is only cut into lines: no
+    escaping to do and no point caching it; anything else goes through the encoder, cached."""
+    if _QP_LITERAL.fullmatch(value):
+        raw, start, lines = value.encode("ascii"), 0, []
+        while len(raw) - start > QP_LINE - 1:  # as qp_encode(reserve=1) cuts: 74 characters and "=", the last ≤ 75
+            lines.append(raw[start:start + QP_LINE - 2])
+            start += QP_LINE - 2
+        lines.append(raw[start:])
+        return _SOFT_BREAK.join(lines) + _SOFT_BREAK
+    return _encode_general(value)
+
+
+@lru_cache(maxsize=4096)
+def _encode_general(value: str) -> bytes:
+    # Values repeat across recipients (greetings without a name): cache them.
     return _qp_piece(value.replace("\r", " ").replace("\n", " "))
 
 
