@@ -89,6 +89,7 @@ class Record:
     peer: Any
     message_id: str
     mail_from: str = ""
+    data: bytes = b""  # the message as received (dot-stuffing undone by the server)
 
 
 @dataclass
@@ -150,7 +151,7 @@ class FaultyHandler:
             if not line:
                 break
         with self.lock:
-            self.records.append(Record(time.monotonic(), a, session.peer, message_id, envelope.mail_from))
+            self.records.append(Record(time.monotonic(), a, session.peer, message_id, envelope.mail_from, data))
         if slow:  # the message is stored; the reply is late
             self.slow_accept_started.set()
             await asyncio.sleep(self.stall_seconds)

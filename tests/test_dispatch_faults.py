@@ -181,3 +181,25 @@ def test_a_refused_mark_after_the_data_command_delivers_nothing_and_the_next_mes
             time.sleep(0.01)
     assert result.code == 250 and server.handler.envelopes == 3
     assert [(r.rcpt, r.message_id) for r in server.handler.records] == [("kept@x.example", "<kept@x>")]
+
+
+def test_lines_that_start_with_a_dot_arrive_as_written_whichever_way_the_data_is_made(tmp_path: Path) -> None:
+    """Dot-stuffing (RFC 5321 §4.5.2): quoted-printable soft breaks put a "." first on many lines of a digest. The
+    worker makes the DATA form while building (`SmtpTransport.wire`); a caller without it gets the same."""
+    from digest.dispatch.smtp import SmtpTransport
+
+    bodies = [b".starts with a dot\r\n..two\r\nmid\r\n.\r\nlast line\r\n",  # a lone "." line must not end it
+              b"Subject: x\r\n\r\nno final line break\r\n.", b"Subject: y\r\n\r\nplain\r\n"]
+    with RecordingServer() as server:
+        _, settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'd.db'}", server.port)
+        with SmtpTransport(settings.smtp) as transport:
+            for index, body in enumerate(bodies):
+                transport.send("news@digest.example", f"a{index}@x.example", body)
+                transport.send("news@digest.example", f"b{index}@x.example", body, wire=SmtpTransport.wire(body))
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline and len(server.handler.records) < 2 * len(bodies):
+            time.sleep(0.01)
+    received = {r.rcpt: r.data for r in server.handler.records}
+    for index, body in enumerate(bodies):
+        expected = body if body.endswith(b"\r\n") else body + b"\r\n"
+        assert received[f"a{index}@x.example"] == received[f"b{index}@x.example"] == expected, index

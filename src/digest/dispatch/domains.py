@@ -84,8 +84,7 @@ class DomainQueue(Generic[T]):
         """(a sendable message, None) or (None, when the earliest waiting domain is ready). Under the lock."""
         now = self.clock()
         wake = None
-        for domain in self._pending:  # not a copy: a list of many domains is walked only up to the first sendable
-            # (the dict changes only right before the return)
+        for domain in self._pending:  # no copy (many domains): walked up to the first sendable, changed only to return it
             limit = self._concurrency(domain)
             if limit and self._inflight.get(domain, 0) >= limit:
                 continue

@@ -43,6 +43,7 @@ class Outgoing:
     row: Claimed | None = None  # not built yet
     date: dt.datetime | None = None  # the Date header (one per claimed batch)
     error: DigestError | None = None  # could not be built: fails with the reason
+    wire: bytes | None = None  # the message as DATA carries it (`SmtpTransport.wire`), made while building
 
 
 class _Row(Protocol):

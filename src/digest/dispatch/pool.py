@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 
 class Transport(Protocol):
     def send(self, sender: str, recipient: str, message: bytes, before_data: Callable[[], bool] | None = None,
-             before_mail: Callable[[], None] | None = None, after_data: Callable[[], None] | None = None) -> SendResult: ...
+             before_mail: Callable[[], None] | None = None, after_data: Callable[[], None] | None = None,
+             wire: bytes | None = None) -> SendResult: ...
 
     def close(self) -> None: ...
 

@@ -110,15 +110,25 @@ class SmtpTransport:
             raise
         return conn
 
+    @staticmethod
+    def wire(message: bytes) -> bytes:
+        """The message as DATA carries it: dot-stuffed (RFC 5321 §4.5.2) and ended by CRLF "." CRLF."""
+        if b"\n." in message:  # QP soft breaks often put a "." first on a line
+            message = message.replace(b"\n.", b"\n..")  # a fifth of the cost of the regular expression
+        if message.startswith(b"."):
+            message = b"." + message
+        return message + (b".\r\n" if message.endswith(b"\r\n") else b"\r\n.\r\n")
+
     def send(self, sender: str, recipient: str, message: bytes, before_data: Callable[[], bool] | None = None,
-             before_mail: Callable[[], None] | None = None, after_data: Callable[[], None] | None = None) -> SendResult:
+             before_mail: Callable[[], None] | None = None, after_data: Callable[[], None] | None = None,
+             wire: bytes | None = None) -> SendResult:
         """Send one message. Raises Transient/Permanent/AmbiguousDispatchError with the server's reply.
 
         `before_mail` runs once MAIL FROM is written, while the server reads it (the ledger starts its commit
         there, to overlap the envelope's round trips); `before_data` once the DATA command is written, before
         the message: False means do not send (the connection is then closed);
         `after_data` once the message is written, while the server works on it (the sender builds its
-        next message there)."""
+        next message there). `wire`: `wire(message)` made beforehand, off the path between two replies."""
         conn, (code, reply) = self._mail_from(sender, before_mail)
         handed_over = False
         try:
@@ -135,11 +145,7 @@ class SmtpTransport:
             if code != 354:
                 raise self._refused(code, reply, "DATA")
             handed_over = True  # from here on, a dropped connection leaves the outcome unknown
-            if b"\n." in message:  # dot-stuffing (RFC 5321 4.5.2): QP soft breaks often put a "." first on a line
-                message = message.replace(b"\n.", b"\n..")  # a fifth of the cost of the regular expression
-            if message.startswith(b"."):
-                message = b"." + message
-            conn.send(message + (b".\r\n" if message.endswith(b"\r\n") else b"\r\n.\r\n"))
+            conn.send(wire if wire is not None else self.wire(message))
             if after_data is not None:
                 after_data()
             code, reply = conn.getreply()
@@ -153,8 +159,8 @@ class SmtpTransport:
             raise _staged(TransientDispatchError(f"connection lost: {exc}"), "connection") from None
 
     def _settle(self, before_data: Callable[[], bool]) -> None:
-        """Run `before_data` once DATA is written. If it refuses (or fails) the message must not go: closing the
-        connection before the end of the data makes the server drop the transaction (RFC 5321 §4.1.1.4)."""
+        """Run `before_data` once DATA is written. If it refuses (or fails) the message must not go: a connection
+        closed before the end-of-data mark leaves the server no transaction to deliver."""
         try:
             go = before_data()
         except BaseException:

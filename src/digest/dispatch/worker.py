@@ -202,9 +202,13 @@ class Dispatcher:
                          report: DispatchReport) -> None:
         """A lost claim: when its edition was paused or cancelled (which re-queued or ended its claimed rows), the
         rows of it still waiting here are not ours either. Dropped at once, not one SMTP envelope each."""
-        with self.sessions() as session:
-            if ledger.active_editions(session, [edition_id]):
-                return  # a lease lost on its own: the other rows stand
+        try:
+            with self.sessions() as session:
+                if ledger.active_editions(session, [edition_id]):
+                    return  # a lease lost on its own: the other rows stand
+        except Exception:  # a database outage: each held row's own mark is refused or the lease brings it back
+            log.exception("checking edition %d after a lost claim failed", edition_id)
+            return
         dropped = queue.discard_where(lambda o: o.edition_id == edition_id)
         keeper.drop_many([o.delivery_id for o in dropped])
         report.add("lost_claims", len(dropped))
@@ -222,6 +226,7 @@ class Dispatcher:
             out.error = exc
             return
         out.message, out.message_id = built.message, built.message_id
+        out.wire = SmtpTransport.wire(built.message)  # here, while the server works on the previous DATA
         out.sender = self.personaliser.envelope_sender(built)
 
     def _record_broken(self, out: Outgoing, report: DispatchReport) -> None:
@@ -268,10 +273,10 @@ class Dispatcher:
         try:
             if self.settings.dispatch.ambiguous == "resend":
                 result = transport.send(out.sender, out.recipient, out.message, before_data=before_data,
-                                        before_mail=before_mail, after_data=after_data)
+                                        before_mail=before_mail, after_data=after_data, wire=out.wire)
             else:
                 result = transport.send(out.sender, out.recipient, out.message, before_data=before_data,
-                                        after_data=after_data)
+                                        after_data=after_data, wire=out.wire)
         except DispatchError as exc:
             if started:  # marked early; the envelope failed before DATA
                 marked = writer.finish_transmitting()
