@@ -1,8 +1,8 @@
 """The delivery ledger: claiming due rows and recording each outcome.
 
-States: queued → claimed (worker + lease) → transmitting (just before DATA) →
+States: queued → claimed (worker + lease) → transmitting (committed before the message is written) →
 sent | deferred (retry later) | failed (permanent) | suppressed | skipped | cancelled.
-A claimed row whose lease expired never reached DATA: it is simply due again.
+A claimed row whose lease expired never had its message written: it is simply due again.
 A transmitting row whose lease expired is ambiguous; `recover_ambiguous`
 applies the configured policy (resend with the same Message-ID, or skip and report).
 A live worker renews its leases (`renew_leases`), so only a dead one's rows come back.

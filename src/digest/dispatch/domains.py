@@ -124,11 +124,11 @@ class DomainQueue(Generic[T]):
         with self._cond:
             dropped: list[T] = []
             for domain in list(self._pending):
-                items = self._pending[domain]
-                keep = deque(item for item in items if not predicate(item))
+                items, keep = self._pending[domain], deque[T]()
+                for item in items:
+                    (dropped if predicate(item) else keep).append(item)
                 if len(keep) == len(items):
                     continue
-                dropped += [item for item in items if predicate(item)]
                 if keep:
                     self._pending[domain] = keep
                 else:

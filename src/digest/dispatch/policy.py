@@ -43,7 +43,7 @@ def backoff(attempts: int, settings: DispatchSettings, rng: random.Random | None
 def decide(exc: DispatchError, attempts: int, settings: DispatchSettings, *, data_started: bool,
            counted: bool | None = None) -> Decision:
     """`attempts` counts tries so far, this one included when it was `counted` (the ledger counts at the
-    `transmitting` mark: just before DATA, or before MAIL FROM when the mark overlaps the envelope)."""
+    `transmitting` mark: after RCPT TO, or once MAIL FROM is written when the mark overlaps the envelope)."""
     if isinstance(exc, ClaimLostError):
         return Decision(None)
     counted = data_started if counted is None else counted

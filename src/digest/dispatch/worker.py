@@ -8,7 +8,7 @@ current DATA) and send it over a reused
 connection under the rate limits. Each sender thread records through its own `LedgerWriter`, which
 hands the worker's one ledger (`db/ledger_commit.py`, a group commit of every sender's units)
 this row's `transmitting` mark together with the previous message's `sent`: the row is marked
-(committed) before DATA, so a crash leaves every row either safely due again or explicitly ambiguous
+(committed) before its message is written, so a crash leaves every row either safely due again or explicitly ambiguous
 (`dispatch.ambiguous`), at most one per connection. A heartbeat (`lease.py`) keeps the leases of the
 rows in hand.
 """
@@ -248,11 +248,11 @@ class Dispatcher:
                  after_data: Callable[[], None] | None = None) -> tuple[Decision | None, bool]:
         """Send one message; returns the failure decision (or None) and whether a `sent` awaits its commit.
 
-        The row is marked `transmitting` (committed) before DATA. Under `ambiguous = resend` the commit is
-        started just before MAIL FROM and awaited after RCPT TO, so it overlaps the envelope's round trips; a
-        crash in between leaves an unsent row marked, which `resend` queues again (not a duplicate). Under
-        `skip` such a row would be reported as skipped without having been sent, so there the mark is made
-        after RCPT TO."""
+        The row is marked `transmitting` (committed) before its message is written; the commit is awaited once
+        the DATA command is out. Under `ambiguous = resend` it is started once MAIL FROM is written, so it
+        overlaps the envelope's round trips; a crash in between leaves an unsent row marked, which `resend`
+        queues again (not a duplicate). Under `skip` such a row would be reported as skipped without having
+        been sent, so there the mark is started after RCPT TO."""
         writer = self._writer()
         lease_until = self.clock() + dt.timedelta(seconds=self.settings.dispatch.lease_seconds)
         started = marked = data_started = False
