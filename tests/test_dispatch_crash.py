@@ -43,6 +43,7 @@ def test_killed_workers_lose_nobody(tmp_path: Path, pg_url: str, policy: str) ->
         config, settings = make_settings(tmp_path, pg_url, server.port, f"""
             [smtp]
             max_connections = 1
+            rate_per_second = 100  # the send lasts long enough for every planned kill, however fast the machine
             [dispatch]
             lease_seconds = 5
             batch_size = 50
