@@ -66,6 +66,15 @@ def test_claims_do_not_overlap_and_expired_claims_come_back(database: Database) 
     assert sorted(third) == sorted(first + second)
 
 
+def mark(database: Database, delivery_id: int, worker_id: str, now: dt.datetime) -> bool:
+    """The send path's `transmitting` mark (its own ledger connection and commit); False: the claim was lost."""
+    writer = ledger.LedgerWriter(database.engine, worker_id)
+    try:
+        return writer.transmitting(delivery_id, "<m@x>", now + dt.timedelta(seconds=60))
+    finally:
+        writer.close()
+
+
 @pytest.mark.parametrize("policy, expected", [("resend", DeliveryState.queued), ("skip", DeliveryState.skipped)])
 def test_rows_caught_mid_data_follow_the_ambiguity_policy(database: Database, policy: str,
                                                          expected: DeliveryState) -> None:
@@ -74,8 +83,7 @@ def test_rows_caught_mid_data_follow_the_ambiguity_policy(database: Database, po
     with database.session() as session:
         rows = ledger.claim_batch(session, "w1", now, lease_seconds=60, limit=2)
         ids = [r.id for r in rows]
-    with database.session() as session:
-        assert ledger.mark_transmitting(session, ids[0], "w1", message_id="<m@x>", now=now, lease_seconds=60)
+    assert mark(database, ids[0], "w1", now)
     # The worker is killed here. Before the lease expires nothing changes.
     with database.session() as session:
         assert ledger.recover_ambiguous(session, now + dt.timedelta(seconds=30), policy) == 0
@@ -94,9 +102,8 @@ def test_a_lost_claim_cannot_be_marked_transmitting(database: Database) -> None:
         (row,) = ledger.claim_batch(session, "slow", now, lease_seconds=60, limit=1)
     with database.session() as session:
         ledger.claim_batch(session, "fast", now + dt.timedelta(seconds=61), lease_seconds=60, limit=1)
-    with database.session() as session:
-        assert not ledger.mark_transmitting(session, row.id, "slow", message_id="<m@x>", now=now, lease_seconds=60)
-        assert ledger.mark_transmitting(session, row.id, "fast", message_id="<m@x>", now=now, lease_seconds=60)
+    assert not mark(database, row.id, "slow", now)
+    assert mark(database, row.id, "fast", now)
 
 
 def test_paused_editions_are_not_claimed(database: Database) -> None:
@@ -129,7 +136,7 @@ def test_pause_returns_claims_and_cancel_closes_open_rows(database: Database) ->
     with database.session() as session:
         assert ledger.set_edition_state(session, edition_id, "pause") == {"edition": edition_id, "status": "paused", "rows": 2}
     with database.session() as session:  # the worker that held them cannot start DATA any more
-        assert not ledger.mark_transmitting(session, claimed[0].id, "w", message_id="<m@x>", now=now, lease_seconds=60)
+        assert not mark(database, claimed[0].id, "w", now)
         assert ledger_stats.counts_by_state(session, edition_id) == {"queued": 4}
     with database.session() as session:
         ledger.set_edition_state(session, edition_id, "resume")

@@ -22,7 +22,7 @@ import json
 import re
 from typing import Any, NamedTuple
 
-from sqlalchemy import and_, bindparam, delete, func, select, text, update
+from sqlalchemy import and_, bindparam, delete, select, text, update
 from sqlalchemy.orm import Session
 
 from digest.db.ledger_writer import LedgerWriter as LedgerWriter  # re-exported: the send path's connection
@@ -206,15 +206,10 @@ def _mine(delivery_id: int, worker_id: str) -> object:
     return and_(Delivery.id == delivery_id, Delivery.worker_id == worker_id)
 
 
-# The per-message updates are built once with bind parameters: on the send path the SQL
-# expression building of an ORM update costs more than SQLite's work (about 1 ms per row).
+# The per-message outcomes other than `sent` are built once with bind parameters (the marks and `sent` go
+# through the ledger, `ledger_commit.py`): building an ORM update per row cost more than SQLite's work.
 _T = Delivery.__table__
 _OWNED = and_(_T.c.id == bindparam("b_id"), _T.c.worker_id == bindparam("b_worker"))
-_TRANSMIT = (update(_T).where(_OWNED, func.coalesce(_T.c.state, "") == DeliveryState.claimed.value)  # ledger_commit
-             .values(state=DeliveryState.transmitting.value, message_id=bindparam("b_message_id"),
-                     attempts=_T.c.attempts + 1, lease_until=bindparam("b_lease")))
-_SENT = update(_T).where(_OWNED).values(state=DeliveryState.sent.value, sent_at=bindparam("b_now"),
-                                        last_reply=bindparam("b_reply"), lease_until=None)
 _FINAL = update(_T).where(_OWNED).values(state=bindparam("b_state"), last_reply=bindparam("b_reply"), lease_until=None)
 _DEFER = update(_T).where(_OWNED).values(state=DeliveryState.deferred.value, last_reply=bindparam("b_reply"),
                                          next_attempt_at=bindparam("b_retry"), lease_until=None, worker_id=None,
@@ -223,18 +218,6 @@ _DEFER = update(_T).where(_OWNED).values(state=DeliveryState.deferred.value, las
 
 def _utc(value: dt.datetime) -> dt.datetime:
     return value.astimezone(dt.UTC)
-
-
-def mark_transmitting(session: Session, delivery_id: int, worker_id: str, *, message_id: str, now: dt.datetime,
-                      lease_seconds: int) -> bool:
-    """False when the claim was lost (lease expired, edition paused or cancelled): do not send."""
-    result = session.execute(_TRANSMIT, {"b_id": delivery_id, "b_worker": worker_id, "b_message_id": message_id,
-                                         "b_lease": _utc(now + dt.timedelta(seconds=lease_seconds))})
-    return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
-def mark_sent(session: Session, delivery_id: int, worker_id: str, *, reply: str, now: dt.datetime) -> None:
-    session.execute(_SENT, {"b_id": delivery_id, "b_worker": worker_id, "b_now": _utc(now), "b_reply": reply[:500]})
 
 
 def mark_deferred(session: Session, delivery_id: int, worker_id: str, *, reply: str, retry_at: dt.datetime,
