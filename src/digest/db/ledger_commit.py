@@ -1,8 +1,8 @@
 """A worker's ledger: the marks of all its sender threads, committed together.
 
 Each sender hands its unit (the outcomes recorded since its last commit plus, usually, its next
-row's `transmitting` mark) to `submit()` once MAIL FROM is written and waits for the `Ticket` after
-RCPT TO. A round commits whatever units are queued in one transaction: a group commit (SQLite
+row's `transmitting` mark) to `submit()` once MAIL FROM is written and waits for the `Ticket` once
+the DATA command is written. A round commits whatever units are queued in one transaction: a group commit (SQLite
 writes each touched page once per commit; PostgreSQL pays its per-statement cost once per round).
 
 With several senders there is no thread: the sender that waits for its unit runs the round in its

@@ -2,8 +2,8 @@
 
 `LedgerWriter.start_transmitting()` hands the worker's ledger (`ledger_commit.py`) one unit:
 the outcomes recorded since this sender's last commit (the previous message's `sent`) and this
-message's `transmitting` mark; `finish_transmitting()` waits for its commit, and DATA starts only
-after it returned True. So a connection has at most one row between its mark and a committed
+message's `transmitting` mark; `finish_transmitting()` waits for its commit (once the DATA command is
+written), and the message is written only after it returned True. So a connection has at most one row between its mark and a committed
 outcome. `flush()` commits what is pending (the sender calls it whenever it has nothing to send at once).
 """
 
